@@ -72,6 +72,7 @@ class Config:
     ADMIN_HOST: str = "localhost"
     ADMIN_PORT: int = 1986
     ADMIN_SOCKET: str = ""
+    ADMIN_ALLOW_REMOTE: bool = False  # allow a non-loopback ADMIN_HOST
     ADMIN_TOKEN_FILE: str = ""
     STATE_DIR: str = ".qactuar"
     # --- process models ---
@@ -99,6 +100,14 @@ class Config:
     SSL_KEY_PATH: str = ""
     SSL_CIPHERS: str = "TLSv1.2:TLSv1.3:!aNULL:!eNULL"
     SSL_CA_PATH: str = ""
+    SSL_VERIFY_CLIENT: str = "none"  # none | optional | required (client certificates, needs SSL_CA_PATH)
+    SSL_KEY_PASSWORD: str = ""
+    # --- WebSocket ---
+    WS_MAX_SIZE: int = 16 * 1024 * 1024
+    WS_MAX_QUEUE: int = 32
+    WS_PING_INTERVAL: float = 20.0
+    WS_PING_TIMEOUT: float = 20.0
+    WS_PER_MESSAGE_DEFLATE: bool = True
     # --- apps ---
     APPS: dict[str, str] = field(default_factory=dict)
     APP_DIR: str = "."
@@ -233,6 +242,7 @@ _RULES: Mapping[str, _Rule] = {
     "ADMIN_HOST": _TEXT,
     "ADMIN_PORT": _PORT,
     "ADMIN_SOCKET": _PATH,
+    "ADMIN_ALLOW_REMOTE": _BOOL,
     "ADMIN_TOKEN_FILE": _PATH,
     "STATE_DIR": _Rule("a non-empty directory path", bool, path=True),
     "MODE": _choice(MODES),
@@ -257,6 +267,15 @@ _RULES: Mapping[str, _Rule] = {
     "SSL_KEY_PATH": _PATH,
     "SSL_CIPHERS": _TEXT,
     "SSL_CA_PATH": _PATH,
+    "SSL_VERIFY_CLIENT": _choice(("none", "optional", "required")),
+    "SSL_KEY_PASSWORD": _TEXT,
+    "WS_MAX_SIZE": _SIZE,
+    "WS_MAX_QUEUE": _SIZE,
+    "WS_PING_INTERVAL": _Rule(
+        "a number of seconds >= 0 (0 = no pings)", lambda v: math.isfinite(v) and v >= 0
+    ),
+    "WS_PING_TIMEOUT": _SECONDS,
+    "WS_PER_MESSAGE_DEFLATE": _BOOL,
     "APPS": _Rule("a table mapping route to 'module:attr' (JSON object text in the environment)", _apps_ok),
     "APP_DIR": _PATH,
     "FACTORY": _BOOL,

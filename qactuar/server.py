@@ -193,6 +193,13 @@ class Server:
             await asyncio.sleep(0.05)
             for conn in list(self.connections):
                 conn.shutdown()
+        for conn in list(self.connections):
+            conn.shutdown(final=True)
+        if self.connections:
+            # Let closing handshakes (WebSocket close 1001) go out before anything is cut.
+            settle = loop.time() + 1.0
+            while self.connections and loop.time() < settle:
+                await asyncio.sleep(0.02)
         clean = not self.connections and not self.tasks
         if not clean:
             server_log.warning(

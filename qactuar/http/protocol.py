@@ -76,7 +76,7 @@ class UpgradedConnection(Protocol):
     def connection_lost(self, exc: Exception | None) -> None: ...
     def resume_writing(self) -> None: ...
     def check_deadline(self, now: float) -> None: ...
-    def shutdown(self) -> None: ...
+    def shutdown(self, final: bool) -> None: ...
 
 
 class HTTPProtocol(asyncio.Protocol):
@@ -362,10 +362,13 @@ class HTTPProtocol(asyncio.Protocol):
         else:
             self._close()
 
-    def shutdown(self) -> None:
-        """Graceful stop: idle connections close now; busy ones close after their response."""
+    def shutdown(self, final: bool = False) -> None:
+        """Graceful stop: idle connections close now; busy ones close after their response.
+
+        ``final`` is the end of the drain window: upgraded connections (WebSockets) close then.
+        """
         if self.upgraded is not None:
-            self.upgraded.shutdown()
+            self.upgraded.shutdown(final)
             return
         if self.cycle is None and not self.driver.head_started:
             self._close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from modes import SERVING_MODES
 from server_process import ServerProcess, read_response, read_until_close, wait_until
 
 APPS = {
@@ -37,7 +38,6 @@ APPS = {
     "/fast": "frameworks:fastapi_app",
 }
 
-SERVING_MODES = ["async"]
 
 
 @pytest.fixture(scope="module", params=SERVING_MODES)
