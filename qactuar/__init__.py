@@ -33,8 +33,12 @@ def run(
     overrides |= settings
     if isinstance(app, str):
         overrides["APPS"] = {"/": app}
-    config = load_config(conf=conf, overrides=overrides)
+
+    def load() -> Config:
+        return load_config(conf=conf, overrides=overrides)
+
+    config = load()
     configure_logging(config)
     from qactuar.process import run_server
 
-    return run_server(config, app=None if isinstance(app, str) else app)
+    return run_server(config, app=None if isinstance(app, str) else app, reload_config=load)

@@ -141,11 +141,14 @@ def _cli_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = load_config(config_file=args.config_file, cli=_cli_settings(args), mounts=dict(args.mount))
+    def load() -> Config:
+        return load_config(config_file=args.config_file, cli=_cli_settings(args), mounts=dict(args.mount))
+
+    config = load()
     configure_logging(config)
     from qactuar.process import run_server
 
-    return run_server(config)
+    return run_server(config, reload_config=load)
 
 
 def _serve_command(parser: argparse.ArgumentParser) -> Handler:

@@ -47,6 +47,7 @@ class Server:
         self.table = table
         self.ssl_context = ssl_context
         self.on_response = on_response
+        self.on_connection_lost: Callable[[], None] | None = None
         self.limits = Limits(
             max_request_line=config.MAX_REQUEST_LINE,
             max_header_bytes=config.MAX_HEADER_BYTES,
@@ -64,6 +65,7 @@ class Server:
         self.active_requests = 0
         self.requests_served = 0
         self.draining = False
+        self.close_idle = True
         self._listeners: list[asyncio.Server] = []
         self._sweeper: asyncio.TimerHandle | None = None
         self._date_second = 0
@@ -178,13 +180,16 @@ class Server:
             listener.close()
         self._listeners.clear()
 
-    async def drain(self, timeout: float) -> bool:
+    async def drain(self, timeout: float, *, close_idle: bool = True) -> bool:
         """Stop accepting, finish in-flight requests within ``timeout``, close the rest.
 
+        With ``close_idle`` false, idle keep-alive connections are not cut: each ends on its
+        idle timeout or after one more response (sent with ``Connection: close``).
         Returns True when everything finished in time.
         """
         self.stop_accepting()
         self.draining = True
+        self.close_idle = close_idle
         for conn in list(self.connections):
             conn.shutdown()
         loop = asyncio.get_running_loop()

@@ -1,3 +1,3 @@
 """The process models every end-to-end suite runs against."""
 
-SERVING_MODES = ["async"]
+SERVING_MODES = ["async", "prefork", "postfork"]

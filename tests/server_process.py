@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -187,15 +188,25 @@ def read_until_close(sock: socket.socket, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
+_LEFTOVER: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+
+
 def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    """Read exactly one response with a content-length or chunked body."""
+    """Read exactly one response with a content-length or chunked body.
+
+    Bytes past the end of that response (pipelined responses) are kept for the next call.
+    """
     sock.settimeout(timeout)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
+    buf = _LEFTOVER.pop(sock, b"")
+
+    def more() -> bytes:
         chunk = sock.recv(65536)
         if not chunk:
-            raise ConnectionError(f"closed before a full head: {buf!r}")
-        buf += chunk
+            raise ConnectionError(f"closed mid response: {buf!r}")
+        return chunk
+
+    while b"\r\n\r\n" not in buf:
+        buf += more()
     head, _, rest = buf.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])
@@ -206,22 +217,22 @@ def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[int, dict[
     if "content-length" in headers:
         size = int(headers["content-length"])
         while len(rest) < size:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed mid body")
-            rest += chunk
+            rest += more()
+        _LEFTOVER[sock] = rest[size:]
         return status, headers, rest[:size]
     if headers.get("transfer-encoding") == "chunked":
         body = b""
         while True:
             while b"\r\n" not in rest:
-                rest += sock.recv(65536)
+                rest += more()
             size_line, _, rest = rest.partition(b"\r\n")
             size = int(size_line, 16)
             while len(rest) < size + 2:
-                rest += sock.recv(65536)
+                rest += more()
             body += rest[:size]
             rest = rest[size + 2 :]
             if size == 0:
+                _LEFTOVER[sock] = rest
                 return status, headers, body
-    return status, headers, rest
+    _LEFTOVER[sock] = rest
+    return status, headers, b""

@@ -154,6 +154,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.closing = True
         self.deadline_kind = NO_DEADLINE
         self.server.connections.discard(self)
+        if self.server.on_connection_lost is not None:
+            self.server.on_connection_lost()
         if self.upgraded is not None:
             self.upgraded.connection_lost(exc)
         if self.cycle is not None:
@@ -370,7 +372,7 @@ class HTTPProtocol(asyncio.Protocol):
         if self.upgraded is not None:
             self.upgraded.shutdown(final)
             return
-        if self.cycle is None and not self.driver.head_started:
+        if self.cycle is None and not self.driver.head_started and (final or self.server.close_idle):
             self._close()
 
     def _pause_reading(self) -> None:

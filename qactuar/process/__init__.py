@@ -1,20 +1,24 @@
-"""Process models behind one entry point: ``run_server(config, app)`` returns the exit code."""
+"""Process models behind one entry point: ``run_server(config, app)`` returns the exit code.
+
+``async`` runs in this process; ``prefork`` and ``postfork`` (and ``async`` with
+``--reload``, which needs generations to hand over) run under the master.
+"""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from qactuar.config import Config
 from qactuar.types import ASGIApp
 
-# Import strings, resolved lazily so a mode's dependencies load only when it is used.
-MODES: dict[str, str] = {
-    "async": "qactuar.process.async_mode:run",
-}
 
+def run_server(
+    config: Config, app: ASGIApp | None = None, reload_config: Callable[[], Config] | None = None
+) -> int:
+    if config.MODE == "async" and not config.RELOAD:
+        from qactuar.process import async_mode
 
-def run_server(config: Config, app: ASGIApp | None = None) -> int:
-    module_name, _, attr = MODES[config.MODE].partition(":")
-    runner: Callable[[Config, ASGIApp | None], int] = getattr(importlib.import_module(module_name), attr)
-    return runner(config, app)
+        return async_mode.run(config, app)
+    from qactuar.process import master
+
+    return master.run(config, app, reload_config)

@@ -13,7 +13,8 @@ from qactuar.apps.table import AppTable
 from qactuar.config import Config
 from qactuar.loops import new_event_loop
 from qactuar.net import BindError, bind_tcp, listen_url
-from qactuar.process.serving import EXIT_NOTHING_TO_SERVE, EXIT_OK, serve_until, start_apps
+from qactuar.process.exits import EXIT_ERROR, EXIT_NOTHING_TO_SERVE, EXIT_OK
+from qactuar.process.serving import StopRequest, serve_until, start_apps
 from qactuar.server import Server
 from qactuar.types import ASGIApp
 
@@ -25,7 +26,7 @@ def run(config: Config, app: ASGIApp | None = None) -> int:
         sock = bind_tcp(config.HOST, config.PORT, config.BACKLOG)
     except BindError as exc:
         server_log.error("%s", exc)
-        return 1
+        return EXIT_ERROR
     add_app_dir(config.APP_DIR)
     table = AppTable.load(config.APPS, app_dir=config.APP_DIR, factory=config.FACTORY, app=app)
     if table.empty:
@@ -44,7 +45,7 @@ async def _main(config: Config, table: AppTable, sock: socket.socket) -> int:
     if not await start_apps(config, table):
         await table.shutdown()
         return EXIT_NOTHING_TO_SERVE
-    stop = asyncio.Event()
+    stop = StopRequest()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _on_stop_signal, stop, sig)
@@ -59,7 +60,7 @@ async def _main(config: Config, table: AppTable, sock: socket.socket) -> int:
     return EXIT_OK
 
 
-def _on_stop_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+def _on_stop_signal(stop: StopRequest, sig: signal.Signals) -> None:
     if not stop.is_set():
         server_log.info("Received %s: finishing in-flight requests, then stopping", sig.name)
-    stop.set()
+    stop.request(close_idle=True)

@@ -39,7 +39,6 @@ APPS = {
 }
 
 
-
 @pytest.fixture(scope="module", params=SERVING_MODES)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

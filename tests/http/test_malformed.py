@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from modes import SERVING_MODES
 from server_process import ServerProcess
 
 H = b"Host: x\r\n"
@@ -112,10 +113,15 @@ CASES: list[tuple[str, bytes, int]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module", params=SERVING_MODES)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     proc = ServerProcess(
-        tmp_path_factory.mktemp("malformed"), {"/": "basic:count_body"}, settings={"request_timeout": 1.0}
+        tmp_path_factory.mktemp(f"malformed-{request.param}"),
+        {"/": "basic:count_body"},
+        mode=request.param,
+        settings={"request_timeout": 1.0},
     )
     proc.start()
     yield proc

@@ -1,0 +1,180 @@
+"""A generation: the process that imports the whole app table once, then serves through
+forked processes (pre-fork workers or post-fork children) that inherit it copy-on-write.
+
+The master forks a generation and the generation's first act is to shed everything of the
+master's it must not hold: every file descriptor except stdio, the listening sockets and
+its channel (so no serving process ever holds the admin socket or another generation's
+channel), and the master's signal handling.  It never returns into the master's code: it
+ends with ``os._exit``.
+
+Each app string is first imported in a throwaway child (the "probe"): an app whose import
+crashes the process (a segfault, ``os._exit``) or hangs becomes a failed mount answering 503,
+instead of taking every other app down with the generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from qactuar.apps.loader import AppImportError, add_app_dir, import_app
+from qactuar.apps.router import Mount
+from qactuar.apps.table import AppTable
+from qactuar.config import Config
+from qactuar.process.channel import ChannelWriter
+from qactuar.process.context import GenerationContext
+from qactuar.process.exits import EXIT_BOOT_FAILED, EXIT_ERROR, EXIT_NOTHING_TO_SERVE, describe_exit
+from qactuar.process.logforward import forward_logs
+from qactuar.process.runtime import reset_signals
+from qactuar.types import ASGIApp
+
+server_log = logging.getLogger("qt_server")
+
+PROBE_MESSAGE_LIMIT = 60_000
+
+
+@dataclass
+class GenerationSpec:
+    number: int
+    config: Config
+    sockets: list[socket.socket]
+    channel: socket.socket
+    app: ASGIApp | None
+    log_levels: dict[str, int]
+
+
+def become_generation(spec: GenerationSpec) -> None:
+    """Entry point in the freshly forked generation process; never returns."""
+    code = EXIT_ERROR
+    try:
+        reset_signals()
+        keep = {0, 1, 2, spec.channel.fileno(), *(s.fileno() for s in spec.sockets)}
+        _close_other_fds(keep)
+        code = run_generation(spec)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            server_log.exception("Generation %d crashed", spec.number)
+    finally:
+        with contextlib.suppress(Exception):
+            logging.shutdown()
+        os._exit(code)
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def run_generation(spec: GenerationSpec) -> int:
+    config = spec.config
+    channel = ChannelWriter(spec.channel)
+    forward_logs(channel, spec.log_levels)
+    ssl_context = None
+    if config.SSL_CERT_PATH:
+        from qactuar.tls import TLSConfigError, make_ssl_context
+
+        try:
+            ssl_context = make_ssl_context(config)
+        except TLSConfigError as exc:
+            server_log.error("%s", exc)
+            channel.send("gen", {"event": "failed", "reason": str(exc)})
+            return EXIT_BOOT_FAILED
+    table = load_table(config, spec.app)
+    channel.send("gen", {"event": "loaded", "apps": table.describe()})
+    if table.empty:
+        channel.send("gen", {"event": "failed", "reason": "no app to serve"})
+        return EXIT_NOTHING_TO_SERVE
+    if table.all_failed:
+        server_log.error("Every mounted app failed to load; there is nothing to serve")
+        channel.send("gen", {"event": "failed", "reason": "every mounted app failed to load"})
+        return EXIT_NOTHING_TO_SERVE
+    ctx = GenerationContext(spec.number, config, table, spec.sockets, channel, ssl_context)
+    if config.MODE == "postfork":
+        from qactuar.process.postfork import Acceptor
+
+        return Acceptor(ctx).run()
+    from qactuar.process.prefork import WorkerPool
+
+    return WorkerPool(ctx).run()
+
+
+def load_table(config: Config, app: ASGIApp | None) -> AppTable:
+    """Probe every app string in a throwaway child, then import the ones that survived."""
+    add_app_dir(config.APP_DIR)
+    apps = dict(config.APPS)
+    if app is not None:
+        apps.pop("/", None)
+    failures = probe_imports(apps, factory=config.FACTORY, timeout=config.LIFESPAN_STARTUP_TIMEOUT)
+    healthy = {route: target for route, target in apps.items() if route not in failures}
+    table = AppTable.load(healthy, app_dir=config.APP_DIR, factory=config.FACTORY, app=app)
+    failed = [
+        Mount(route=route, spec=apps[route], app=None, error=error) for route, error in failures.items()
+    ]
+    for mount in failed:
+        server_log.error('App "%s" at "%s" failed to load: %s', mount.spec, mount.route, mount.error)
+    return AppTable([*table.mounts, *failed]) if failed else table
+
+
+def probe_imports(apps: Mapping[str, str], *, factory: bool, timeout: float) -> dict[str, str]:
+    """Import each app in a forked child; returns route -> why it could not be imported.
+
+    Plain import errors are not reported here: the real import repeats them with the full
+    message.  What the probe catches is an import that kills or hangs the process.
+    """
+    failures: dict[str, str] = {}
+    for route, target in apps.items():
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(reader)
+            code = 0
+            try:
+                import_app(target, factory=factory)
+            except AppImportError:
+                code = 0  # reported by the real import, with its message
+            except BaseException as exc:
+                os.write(writer, f"{type(exc).__name__}: {exc}".encode()[:PROBE_MESSAGE_LIMIT])
+                code = 1
+            os._exit(code)
+        os.close(writer)
+        problem = _await_probe(pid, reader, timeout)
+        os.close(reader)
+        if problem is not None:
+            failures[route] = problem
+    return failures
+
+
+def _await_probe(pid: int, reader: int, timeout: float) -> str | None:
+    deadline = time.monotonic() + timeout
+    output = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return f"importing it did not finish within {timeout:g}s"
+        with contextlib.suppress(InterruptedError):
+            readable, _, _ = select.select([reader], [], [], min(remaining, 0.5))
+        if readable:
+            chunk = os.read(reader, 65536)
+            if chunk:
+                output += chunk
+                continue
+            break
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return None
+    if code == 1 and output:
+        return output.decode("utf-8", "replace")
+    return f"importing it crashed the process ({describe_exit(status)})"
