@@ -63,6 +63,7 @@ class ServerProcess:
         settings: dict[str, Any] | None = None,
         args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        json_config: bool = False,
     ) -> None:
         self.workdir = workdir
         base: dict[str, Any] = {
@@ -77,7 +78,11 @@ class ServerProcess:
         if mode == "prefork":
             base["workers"] = 2
         base.update(settings or {})
-        self.config_path = write_config(workdir / "qactuar.toml", base, apps)
+        if json_config:  # JSON takes nested tables (LOGS) that the TOML writer here does not
+            self.config_path = workdir / "qactuar.json"
+            self.config_path.write_text(json.dumps({**{k.upper(): v for k, v in base.items()}, "APPS": apps}))
+        else:
+            self.config_path = write_config(workdir / "qactuar.toml", base, apps)
         self.stdout_path = workdir / "server.out"
         self.stderr_path = workdir / "server.err"
         self.args = [

@@ -17,7 +17,7 @@ import logging
 import socket
 from typing import Any
 
-MAX_MESSAGE = 60 * 1024
+MAX_MESSAGE = 512 * 1024  # well under the 1 MiB socket buffers set below
 SEND_TIMEOUT = 1.0
 
 server_log = logging.getLogger("qt_server")

@@ -221,6 +221,11 @@ class Master:
         except TimeoutError:
             ok = False
             generation.reason = f"not ready within {timeout:.0f}s"
+        if ok and self.current is not None:
+            broken = regressions(self.current.apps, generation.apps)
+            if broken:
+                ok = False
+                generation.reason = "it would break apps that serve now: " + "; ".join(broken)
         if ok:
             generation.state = "ready"
             return generation
@@ -234,7 +239,12 @@ class Master:
         for message in read_messages(generation.channel):
             kind = message.get("k")
             if kind == "stats":
-                self.stats.update(message)
+                try:
+                    self.stats.update(message)
+                except ValueError as exc:
+                    server_log.warning(
+                        "Ignored a malformed stats snapshot from generation %d: %s", generation.number, exc
+                    )
             elif kind == "logs":
                 for record in message.get("records", ()):
                     self.emit_log(record)
@@ -368,6 +378,16 @@ class Master:
         self.on_channel(generation)
         self.forget(generation)
         generation.state = "exited"
+
+
+def regressions(serving: list[dict[str, Any]], candidate: list[dict[str, Any]]) -> list[str]:
+    """Routes that load now but fail in the candidate table, with why (a reload must not break them)."""
+    loaded_now = {app["route"] for app in serving if app.get("state") == "loaded"}
+    return [
+        f"{app['route']}: {str(app.get('error') or 'failed').strip().splitlines()[-1]}"
+        for app in candidate
+        if app["route"] in loaded_now and app.get("state") != "loaded"
+    ]
 
 
 def _waitpid_nohang(pid: int) -> tuple[int, int]:
