@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 
 from qactuar.apps.loader import add_app_dir
 from qactuar.apps.table import AppTable
@@ -16,12 +17,18 @@ from qactuar.net import BindError, bind_tcp, listen_url
 from qactuar.process.exits import EXIT_ERROR, EXIT_NOTHING_TO_SERVE, EXIT_OK
 from qactuar.process.serving import StopRequest, serve_until, start_apps
 from qactuar.server import Server
+from qactuar.tls import TLSConfigError, make_ssl_context
 from qactuar.types import ASGIApp
 
 server_log = logging.getLogger("qt_server")
 
 
 def run(config: Config, app: ASGIApp | None = None) -> int:
+    try:
+        ssl_context = make_ssl_context(config)
+    except TLSConfigError as exc:
+        server_log.error("%s", exc)
+        return EXIT_ERROR
     try:
         sock = bind_tcp(config.HOST, config.PORT, config.BACKLOG)
     except BindError as exc:
@@ -35,13 +42,15 @@ def run(config: Config, app: ASGIApp | None = None) -> int:
         return EXIT_NOTHING_TO_SERVE
     loop = new_event_loop(config.USE_UVLOOP)
     try:
-        return loop.run_until_complete(_main(config, table, sock))
+        return loop.run_until_complete(_main(config, table, sock, ssl_context))
     finally:
         sock.close()
         loop.close()
 
 
-async def _main(config: Config, table: AppTable, sock: socket.socket) -> int:
+async def _main(
+    config: Config, table: AppTable, sock: socket.socket, ssl_context: ssl.SSLContext | None
+) -> int:
     if not await start_apps(config, table):
         await table.shutdown()
         return EXIT_NOTHING_TO_SERVE
@@ -54,7 +63,7 @@ async def _main(config: Config, table: AppTable, sock: socket.socket) -> int:
         server_log.info("Qactuar serving %d app(s) in async mode (pid %d)", len(table.mounts), os.getpid())
         server_log.info("Listening on %s", listen_url(sock, "https" if server.ssl_context else "http"))
 
-    await serve_until(config, table, [sock], stop, on_serving=announce)
+    await serve_until(config, table, [sock], stop, ssl_context=ssl_context, on_serving=announce)
     await table.shutdown()
     server_log.info("Stopped")
     return EXIT_OK

@@ -48,6 +48,7 @@ class GenerationSpec:
     channel: socket.socket
     app: ASGIApp | None
     log_levels: dict[str, int]
+    must_load: frozenset[str]  # routes the serving generation has loaded: a reload must not break them
 
 
 def become_generation(spec: GenerationSpec) -> None:
@@ -94,6 +95,14 @@ def run_generation(spec: GenerationSpec) -> int:
     if table.empty:
         channel.send("gen", {"event": "failed", "reason": "no app to serve"})
         return EXIT_NOTHING_TO_SERVE
+    broken = [mount for mount in table.mounts if mount.failed and mount.route in spec.must_load]
+    if broken:
+        reason = "it would break apps that serve now: " + "; ".join(
+            f"{mount.route}: {_last_line(mount.error)}" for mount in broken
+        )
+        server_log.error("Generation %d not started: %s", spec.number, reason)
+        channel.send("gen", {"event": "failed", "reason": reason})
+        return EXIT_BOOT_FAILED
     if table.all_failed:
         server_log.error("Every mounted app failed to load; there is nothing to serve")
         channel.send("gen", {"event": "failed", "reason": "every mounted app failed to load"})
@@ -106,6 +115,11 @@ def run_generation(spec: GenerationSpec) -> int:
     from qactuar.process.prefork import WorkerPool
 
     return WorkerPool(ctx).run()
+
+
+def _last_line(text: str | None) -> str:
+    lines = (text or "failed").strip().splitlines()
+    return lines[-1] if lines else "failed"
 
 
 def load_table(config: Config, app: ASGIApp | None) -> AppTable:

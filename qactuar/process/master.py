@@ -203,8 +203,15 @@ class Master:
         """Fork a generation and wait until it is ready (returned) or has failed (None)."""
         self.counter += 1
         master_end, generation_end = channel_pair()
+        serving = self.current.apps if self.current is not None else []
         spec = GenerationSpec(
-            self.counter, config, self.sockets, generation_end, self.app, effective_levels()
+            number=self.counter,
+            config=config,
+            sockets=self.sockets,
+            channel=generation_end,
+            app=self.app,
+            log_levels=effective_levels(),
+            must_load=frozenset(app["route"] for app in serving if app.get("state") == "loaded"),
         )
         pid = os.fork()
         if pid == 0:
@@ -221,11 +228,6 @@ class Master:
         except TimeoutError:
             ok = False
             generation.reason = f"not ready within {timeout:.0f}s"
-        if ok and self.current is not None:
-            broken = regressions(self.current.apps, generation.apps)
-            if broken:
-                ok = False
-                generation.reason = "it would break apps that serve now: " + "; ".join(broken)
         if ok:
             generation.state = "ready"
             return generation
@@ -378,16 +380,6 @@ class Master:
         self.on_channel(generation)
         self.forget(generation)
         generation.state = "exited"
-
-
-def regressions(serving: list[dict[str, Any]], candidate: list[dict[str, Any]]) -> list[str]:
-    """Routes that load now but fail in the candidate table, with why (a reload must not break them)."""
-    loaded_now = {app["route"] for app in serving if app.get("state") == "loaded"}
-    return [
-        f"{app['route']}: {str(app.get('error') or 'failed').strip().splitlines()[-1]}"
-        for app in candidate
-        if app["route"] in loaded_now and app.get("state") != "loaded"
-    ]
 
 
 def _waitpid_nohang(pid: int) -> tuple[int, int]:
