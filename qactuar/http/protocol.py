@@ -19,7 +19,7 @@ import asyncio
 import logging
 import re
 import uuid
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from qactuar.http.cycle import DONE, HEAD_HELD, START, RequestCycle
 from qactuar.http.driver import (
@@ -118,7 +118,8 @@ class HTTPProtocol(asyncio.Protocol):
     # -- asyncio callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         self.client = _address(transport.get_extra_info("peername"))
         self.server_addr = _address(transport.get_extra_info("sockname"))
@@ -182,6 +183,8 @@ class HTTPProtocol(asyncio.Protocol):
                 self._on_body(event.data)  # type: ignore[union-attr]
             elif kind is RequestHead:
                 self._start_cycle(event)  # type: ignore[arg-type]
+                if event.upgrade == b"websocket":  # type: ignore[union-attr]
+                    return  # the connection left HTTP (switched, or refused and closing)
             elif kind is BodyEnd:
                 if self.deadline_kind == BODY:
                     self._set_deadline(NO_DEADLINE, 0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from modes import SERVING_MODES
+from modes import SERVING_MODES, mode_settings
 from server_process import ServerProcess, read_response, read_until_close, wait_until
 
 APPS = {
@@ -44,7 +44,8 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp(f"http-{request.param}")
-    proc = ServerProcess(workdir, APPS, mode=request.param, settings={"request_timeout": 2.0})
+    mode, extra = mode_settings(request.param)
+    proc = ServerProcess(workdir, APPS, mode=mode, settings={"request_timeout": 2.0, **extra})
     proc.start()
     yield proc
     proc.stop()

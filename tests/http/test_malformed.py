@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from modes import SERVING_MODES
+from modes import SERVING_MODES, mode_settings
 from server_process import ServerProcess
 
 H = b"Host: x\r\n"
@@ -120,8 +120,8 @@ def server(
     proc = ServerProcess(
         tmp_path_factory.mktemp(f"malformed-{request.param}"),
         {"/": "basic:count_body"},
-        mode=request.param,
-        settings={"request_timeout": 1.0},
+        mode=mode_settings(request.param)[0],
+        settings={"request_timeout": 1.0, **mode_settings(request.param)[1]},
     )
     proc.start()
     yield proc
