@@ -1,4 +1,4 @@
-"""The ``qactuar`` command: ``serve`` today, admin commands beside it later.
+"""The ``qactuar`` command: ``serve``, and the admin commands that ask a running server.
 
 One table, OPTIONS, drives the command line: each row names a Config field, and the flag (``--kebab-case`` of
 the field), its type, default and help all come from that row and the field. A flag's argparse ``dest`` is
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qactuar._version import __version__
+from qactuar.admin import commandline as admin_cli
 from qactuar.config import (
     FIELD_TYPES,
     LIFESPANS,
@@ -169,7 +170,77 @@ def _serve_command(parser: argparse.ArgumentParser) -> Handler:
     return _serve
 
 
-COMMANDS: Mapping[str, Callable[[argparse.ArgumentParser], Handler]] = {"serve": _serve_command}
+# --- admin commands: ask a running server over its admin socket (qactuar/admin/commandline.py runs them) ---
+
+
+def _admin_flags(parser: argparse.ArgumentParser) -> None:
+    add_config_flag(parser)
+    admin_cli.add_connection_flags(parser)
+
+
+def _status_command(parser: argparse.ArgumentParser) -> Handler:
+    """Show the running server's version, mode, uptime, generation, addresses and totals."""
+    _admin_flags(parser)
+    return admin_cli.show("status")
+
+
+def _processes_command(parser: argparse.ArgumentParser) -> Handler:
+    """List the server's processes: role, generation, state, requests, CPU, memory, age."""
+    _admin_flags(parser)
+    return admin_cli.show("processes")
+
+
+def _apps_command(parser: argparse.ArgumentParser) -> Handler:
+    """List the mounted apps: route, state, error, traffic and latency."""
+    _admin_flags(parser)
+    return admin_cli.show("apps")
+
+
+def _logs_command(parser: argparse.ArgumentParser) -> Handler:
+    """Show the server's recent log records; -f follows new ones."""
+    _admin_flags(parser)
+    admin_cli.add_log_flags(parser)
+    return admin_cli.logs
+
+
+def _reload_command(parser: argparse.ArgumentParser) -> Handler:
+    """Start a new generation of the apps and retire the old one once it is healthy."""
+    _admin_flags(parser)
+    return admin_cli.show("reload", waits=True)
+
+
+def _scale_command(parser: argparse.ArgumentParser) -> Handler:
+    """Run N prefork workers."""
+    parser.add_argument("n", type=int, metavar="N", help="how many workers")
+    _admin_flags(parser)
+    return admin_cli.show("scale", "n", waits=True)
+
+
+def _config_command(parser: argparse.ArgumentParser) -> Handler:
+    """Show the running server's effective configuration (secrets redacted)."""
+    _admin_flags(parser)
+    return admin_cli.show("config")
+
+
+def _set_command(parser: argparse.ArgumentParser) -> Handler:
+    """Change a setting of the running server (LOG_LEVEL, WORKERS)."""
+    parser.add_argument("key", metavar="KEY", help="the setting: LOG_LEVEL or WORKERS")
+    parser.add_argument("value", metavar="VALUE", help="its new value")
+    _admin_flags(parser)
+    return admin_cli.show("set", "key", "value", waits=True)
+
+
+COMMANDS: Mapping[str, Callable[[argparse.ArgumentParser], Handler]] = {
+    "serve": _serve_command,
+    "status": _status_command,
+    "processes": _processes_command,
+    "apps": _apps_command,
+    "logs": _logs_command,
+    "reload": _reload_command,
+    "scale": _scale_command,
+    "config": _config_command,
+    "set": _set_command,
+}
 _TOP_LEVEL_FLAGS = frozenset({"-h", "--help", "--version"})
 
 

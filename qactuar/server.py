@@ -138,6 +138,7 @@ class Server:
                 "host": client[0] if client else "-",
                 "port": client[1] if client else 0,
                 "request_id": request_id,
+                "route": cycle.route,
                 "method": method,
                 "http_version": version,
                 "path": path,

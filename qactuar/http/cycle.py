@@ -218,7 +218,7 @@ class RequestCycle:
                 "Exception in ASGI application (%s %s)",
                 self.scope["method"],
                 self.conn.server.log_path(self.scope),
-                extra={"request_id": self.request_id.decode("ascii", "replace")},
+                extra={"request_id": self.request_id.decode("ascii", "replace"), "route": self.route},
             )
             self._abort_after_error()
         else:
@@ -230,7 +230,7 @@ class RequestCycle:
                     else "completing the response",
                     self.scope["method"],
                     self.conn.server.log_path(self.scope),
-                    extra={"request_id": self.request_id.decode("ascii", "replace")},
+                    extra={"request_id": self.request_id.decode("ascii", "replace"), "route": self.route},
                 )
                 self._abort_after_error()
         finally:

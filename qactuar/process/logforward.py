@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from qactuar.logs import SERVER_LOGGERS
 from qactuar.process.channel import ChannelWriter
-from qactuar.stats.logring import record_to_dict
+from qactuar.stats.logring import FORWARDED, LogRing, record_to_dict
 
 BATCH = 64
 MAX_DELAY = 0.05
@@ -54,6 +54,28 @@ class ForwardHandler(logging.Handler):
     def flush_all(cls) -> None:
         for handler in list(cls._instances):
             handler.flush()
+
+
+class RingHandler(logging.Handler):
+    """Records logged in this process also go to the admin socket's ring (output is unchanged)."""
+
+    def __init__(self, ring: LogRing) -> None:
+        super().__init__(logging.DEBUG)
+        self.ring = ring
+        for name in SERVER_LOGGERS:
+            logging.getLogger(name).addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, FORWARDED, False):
+            return  # the master put it in the ring when it arrived
+        try:
+            self.ring.append(record_to_dict(record))
+        except Exception:
+            self.handleError(record)
+
+    def detach(self) -> None:
+        for name in SERVER_LOGGERS:
+            logging.getLogger(name).removeHandler(self)
 
 
 def forward_logs(channel: ChannelWriter, level_names: dict[str, int]) -> ForwardHandler:

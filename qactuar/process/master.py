@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -24,9 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qactuar._version import __version__
+from qactuar.admin.server import AdminServer
 from qactuar.config import Config, ConfigError
 from qactuar.logs import configure_logging
 from qactuar.net import BindError, bind_tcp, listen_url
+from qactuar.process.admin_backend import HostBackend
 from qactuar.process.channel import channel_pair, read_messages
 from qactuar.process.exits import (
     EXIT_ERROR,
@@ -35,11 +38,12 @@ from qactuar.process.exits import (
     describe_exit,
 )
 from qactuar.process.generation import GenerationSpec, become_generation
-from qactuar.process.logforward import effective_levels
+from qactuar.process.logforward import RingHandler, effective_levels
 from qactuar.process.reloader import watch_for_changes
 from qactuar.process.supervise import KILL_GRACE, kill_quietly
 from qactuar.stats.aggregate import StatsAggregator
 from qactuar.stats.logring import LogRing, dict_to_record
+from qactuar.stats.models import ProcessInfo
 from qactuar.types import ASGIApp
 
 server_log = logging.getLogger("qt_server")
@@ -87,6 +91,8 @@ class Master:
         self.restarts = 0
         self.stopping = False
         self.background: set[asyncio.Future[None]] = set()
+        # Settings changed at run time (admin `set`, `scale`): kept across reloads of the config.
+        self.overrides: dict[str, Any] = {}
 
     # -- main loop -----------------------------------------------------------------------
 
@@ -104,6 +110,16 @@ class Master:
             signal.SIGCHLD,
         ):
             loop.add_signal_handler(sig, self.signals.put_nowait, sig)
+        admin = AdminServer(HostBackend(self), self.config)
+        await admin.start()
+        own_records = RingHandler(self.logs)
+        try:
+            return await self.serve()
+        finally:
+            own_records.detach()
+            await admin.close()
+
+    async def serve(self) -> int:
         first = await self.start_generation(self.config)
         if first is None:
             server_log.error("Nothing to serve: the first generation did not start")
@@ -147,6 +163,42 @@ class Master:
         while True:
             await asyncio.sleep(1.0)
             self.stats.tick(time.time())
+
+    # -- what the admin backend reads (see admin_backend.Host) -----------------------------
+
+    def serving_pids(self) -> list[int]:
+        return [pid for generation in self.generations.values() for pid in generation.workers]
+
+    def app_rows(self) -> list[dict[str, Any]]:
+        return self.current.apps if self.current is not None else []
+
+    def supervising_rows(self) -> list[ProcessInfo]:
+        rows = [
+            ProcessInfo(
+                pid=os.getpid(), role="master", generation=0, state="running", started_at=self.started_at
+            )
+        ]
+        rows.extend(
+            ProcessInfo(
+                pid=generation.pid,
+                role="generation",
+                generation=generation.number,
+                state=generation.state,
+                started_at=generation.started_at,
+            )
+            for generation in self.generations.values()
+        )
+        return rows
+
+    def generation_status(self) -> dict[str, Any]:
+        current = self.current
+        return {
+            "generation": current.number if current else None,
+            "generation_pid": current.pid if current else None,
+            "generations": [
+                {"number": g.number, "pid": g.pid, "state": g.state} for g in self.generations.values()
+            ],
+        }
 
     def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -326,7 +378,9 @@ class Master:
             return False
         async with self.reloading:
             try:
-                config = self.reload_config() if self.reload_config is not None else self.config
+                config = dataclasses.replace(
+                    self.reload_config() if self.reload_config is not None else self.config, **self.overrides
+                )
             except ConfigError as exc:
                 server_log.error(
                     "Reload refused, the config has an error (still serving the old one): %s", exc
@@ -355,6 +409,7 @@ class Master:
             server_log.warning("Scaling applies to prefork mode only")
             return
         current.config.WORKERS = workers
+        self.overrides["WORKERS"] = workers
         with contextlib.suppress(OSError):
             current.channel.send(b'{"k":"scale","workers":%d}' % workers)
 

@@ -38,13 +38,17 @@ def body(server: ServerProcess, path: str = "/") -> str:
 
 
 @pytest.mark.parametrize("mode", ["prefork", "postfork"])
-def test_sighup_serves_new_code_and_keeps_old_on_error(start_server: StartServer, tmp_path: Path, mode: str) -> None:
+def test_sighup_serves_new_code_and_keeps_old_on_error(
+    start_server: StartServer, tmp_path: Path, mode: str
+) -> None:
     code = tmp_path / "code"
     code.mkdir()
     write_app(code, "live_app", "v1")
     write_app(code, "other_app", "other-v1")
     srv = start_server(
-        {"/": "live_app:app", "/other": "other_app:app"}, mode=mode, settings={"app_dir": str(code), "workers": 1}
+        {"/": "live_app:app", "/other": "other_app:app"},
+        mode=mode,
+        settings={"app_dir": str(code), "workers": 1},
     )
     assert body(srv) == "v1"
     write_app(code, "live_app", "v2")
@@ -92,7 +96,9 @@ def test_usr1_reopens_log_files(start_server: StartServer, tmp_path: Path) -> No
             "qt_server": {"handlers": ["console"], "level": "INFO"},
         },
     }
-    srv = start_server({"/": "basic:hello"}, mode="prefork", settings={"workers": 1, "logs": logs}, json_config=True)
+    srv = start_server(
+        {"/": "basic:hello"}, mode="prefork", settings={"workers": 1, "logs": logs}, json_config=True
+    )
     httpx.get(srv.url + "/first", timeout=5)
     assert wait_until(lambda: log_file.exists() and "/first" in log_file.read_text(), 5)
     log_file.rename(tmp_path / "access.log.1")
