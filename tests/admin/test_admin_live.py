@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-
 from modes import SERVING_MODES, mode_settings
+from server_process import ServerProcess, wait_until
+
 from qactuar.admin.client import SyncAdminClient, locate
 from qactuar.config import load_config
-from server_process import ServerProcess, wait_until
 
 StartServer = Callable[..., ServerProcess]
 APPS = {"/a": "procs:pid", "/b": "procs:pid"}
