@@ -6,7 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ class Served:
     calls: list[str] = field(default_factory=list)
     configs: list[Config] = field(default_factory=list)
     apps: list[Any] = field(default_factory=list)
+    reloaders: list[Callable[[], Config] | None] = field(default_factory=list)
 
     @property
     def config(self) -> Config:
@@ -42,10 +43,11 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     """Run in an empty tmp_path with no QACTUAR_* variables; record instead of serving or logging."""
     record = Served()
 
-    def run_server(config: Config, app: Any = None) -> int:
+    def run_server(config: Config, app: Any = None, reload_config: Callable[[], Config] | None = None) -> int:
         record.calls.append("run_server")
         record.configs.append(config)
         record.apps.append(app)
+        record.reloaders.append(reload_config)
         return EXIT_CODE
 
     def configure_logging(config: Config) -> None:
@@ -296,3 +298,15 @@ def test_run_raises_config_error(served: Served) -> None:
 
 def test_package_exports() -> None:
     assert sorted(qactuar.__all__) == ["Config", "ConfigError", "__version__", "run"]
+
+
+def test_serve_hands_over_a_reloader_that_rereads_the_file(served: Served, tmp_path: Path) -> None:
+    config_file = tmp_path / "qactuar.toml"
+    config_file.write_text('port = 8100\n[apps]\n"/" = "hello:app"\n')
+    assert main(["serve", "--workers", "3"]) == EXIT_CODE
+    reload_config = served.reloaders[0]
+    assert reload_config is not None
+    config_file.write_text('port = 8200\n[apps]\n"/" = "hello:app"\n"/x" = "x:app"\n')
+    fresh = reload_config()
+    assert fresh.PORT == 8200 and fresh.WORKERS == 3  # the file is re-read, the command line still applies
+    assert fresh.APPS == {"/": "hello:app", "/x": "x:app"}

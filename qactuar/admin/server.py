@@ -51,7 +51,7 @@ from typing import cast
 from qactuar._version import __version__
 from qactuar.admin.auth import Gatekeeper
 from qactuar.admin.backend import AdminBackend, BackendError
-from qactuar.admin.commands import COMMANDS, Command, Context
+from qactuar.admin.commands import COMMANDS, Command, Context, redact
 from qactuar.admin.listen import ListenError, listen_tcp, listen_unix
 from qactuar.admin.params import ArgumentError, parse_args
 from qactuar.admin.protocol import (
@@ -282,13 +282,14 @@ class _Session(asyncio.Protocol):
         self._respond(response)
 
     def _audit(self, command: Command | None, request: Request, result: str) -> None:
-        if command is not None and command.mutating:
+        if command is not None and command.mutating:  # secrets are cut out: a client may paste anything
+            args = json.dumps(redact(request.args, self.shared.secrets), ensure_ascii=False)
             server_log.info(
                 "Admin audit: %s ran %s %s: %s",
                 escape_log_text(self.peer),
                 request.command,
-                escape_log_text(json.dumps(request.args, ensure_ascii=False, default=str)),
-                escape_log_text(result),
+                escape_log_text(args),
+                escape_log_text(redact(result, self.shared.secrets)),
             )
 
     # --- writing -------------------------------------------------------------------------------------------

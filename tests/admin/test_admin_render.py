@@ -51,8 +51,6 @@ def test_log_line_with_traceback_and_control_characters() -> None:
 
 
 def test_key_values_flatten() -> None:
-    assert (
-        key_values({"a": 1, "b": {"c": [1, 2], "uptime": 61}})
-        == "a          1\nb.c        1, 2\nb.uptime   1m01s"
-    )
+    shown = key_values({"a": 1, "b": {"c": [1, 2], "uptime": 61}})
+    assert shown.splitlines() == ["a         1", "b.c       1, 2", "b.uptime  1m01s"]
     assert key_values({}) == "ok"

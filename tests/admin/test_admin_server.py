@@ -104,6 +104,10 @@ async def test_two_mebibyte_frame(admin: Running) -> None:
     await expect_closed(admin, struct.pack(">I", 2 * 1024 * 1024) + b"{" * 65536, "exceeds")
 
 
+async def test_before_login_a_frame_can_only_be_hello_sized(admin: Running) -> None:
+    await expect_closed(admin, struct.pack(">I", 8192) + b" " * 8192, "exceeds the 4096-byte limit")
+
+
 async def test_invalid_json(admin: Running) -> None:
     payload = b'{"type": "hello", "token": '
     await expect_closed(admin, struct.pack(">I", len(payload)) + payload, "not valid UTF-8 JSON")
@@ -211,6 +215,9 @@ async def test_the_token_is_never_logged_or_shown(admin: Running, caplog: pytest
     async with await login(admin) as client:
         shown = await client.request("config")
         await client.request("set", key="LOG_LEVEL", value="debug")
+        with pytest.raises(AdminError):  # a token pasted as a value is refused, and not audit-logged
+            await client.request("set", key="LOG_LEVEL", value=token)
+    assert "Admin audit" in caplog.text
     assert token not in caplog.text
     assert token not in str(shown)
     assert shown["ADMIN_TOKEN"] == shown["SSL_KEY_PASSWORD"] == shown["DB_SECRET"] == "<redacted>"
