@@ -11,6 +11,13 @@ Deadlines are plain numbers checked by the server's sweep (one timer per server,
 per request): IDLE (keep-alive or a fresh connection with nothing sent: close quietly),
 HEAD (the head must be complete within REQUEST_TIMEOUT of its first byte: 408), BODY
 (a body that makes no progress for REQUEST_TIMEOUT while we are reading it: 408 or close).
+
+Behind proxies: a peer in FORWARDED_ALLOW_IPS must start with a PROXY protocol header when
+PROXY_PROTOCOL is on (read here before the HTTP driver sees a byte; a bad one closes the
+connection, a slow one is cut at the HEAD deadline), and its Forwarded / X-Forwarded-* headers
+set the scope's client, scheme and host.  ``self.scheme`` stays the transport's own (it decides
+TLS-specific closing); only the scope carries the forwarded one.  The health paths
+(HEALTH_PATH) are answered before routing.
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import uuid
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
-from qactuar.http.cycle import DONE, HEAD_HELD, START, RequestCycle
+from qactuar.http.cycle import DONE, HEAD_HELD, HTTP_EXTENSIONS, START, RequestCycle
 from qactuar.http.driver import (
     BodyData,
     BodyEnd,
@@ -33,6 +41,8 @@ from qactuar.http.driver import (
     RequestHead,
     error_response,
 )
+from qactuar.http.proxy_headers import apply_forwarded
+from qactuar.http.proxy_protocol import ProxyHeaderError, parse_proxy_header
 from qactuar.types import ASGI_VERSION, ASGIApp, Receive, Scope, Send
 from qactuar.websocket.session import start_websocket
 
@@ -43,6 +53,7 @@ server_log = logging.getLogger("qt_server")
 
 NO_DEADLINE, IDLE, HEAD, BODY, LINGER = range(5)
 BODY_HIGH_WATER = 256 * 1024
+SENDFILE_FALLBACK_CHUNK = 256 * 1024
 LINGER_SECONDS = 2.0
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
 _HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
@@ -82,6 +93,7 @@ class UpgradedConnection(Protocol):
 class HTTPProtocol(asyncio.Protocol):
     __slots__ = (
         "_drain_waiter",
+        "_proxy_header",
         "_read_paused",
         "client",
         "closing",
@@ -94,6 +106,7 @@ class HTTPProtocol(asyncio.Protocol):
         "server",
         "server_addr",
         "transport",
+        "trusted_peer",
         "upgraded",
         "write_paused",
     )
@@ -114,6 +127,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.deadline = 0.0
         self.deadline_kind = NO_DEADLINE
         self.upgraded: UpgradedConnection | None = None
+        self.trusted_peer = False  # in FORWARDED_ALLOW_IPS: its proxy headers are believed
+        self._proxy_header: bytes | None = None  # bytes of a PROXY header still expected, else None
 
     # -- asyncio callbacks ---------------------------------------------------------------
 
@@ -125,6 +140,14 @@ class HTTPProtocol(asyncio.Protocol):
         self.server_addr = _address(transport.get_extra_info("sockname"))
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
+        server = self.server
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family == socket.AF_UNIX:
+            self.trusted_peer = server.trusted.trusts_unix()
+        else:
+            self.trusted_peer = self.client is not None and self.client[0] in server.trusted
+        if server.proxy_protocol and self.trusted_peer:
+            self._proxy_header = b""
         self.server.connections.add(self)
         self._set_deadline(IDLE, self.server.request_timeout)
 
@@ -136,14 +159,43 @@ class HTTPProtocol(asyncio.Protocol):
             return
         if self.deadline_kind == IDLE:
             self._set_deadline(HEAD, self.server.request_timeout)
+        if self._proxy_header is not None:
+            data = self._take_proxy_header(data)
+            if not data:
+                return
         self.driver.receive_data(data)
         self._process()
+
+    def _take_proxy_header(self, data: bytes) -> bytes:
+        """Consume the PROXY protocol header; returns the bytes after it (b"" while it is incomplete)."""
+        buffered = self._proxy_header + data if self._proxy_header else data
+        try:
+            parsed = parse_proxy_header(buffered, self.server.proxy_protocol)
+        except ProxyHeaderError as exc:
+            server_log.info("Closing the connection from %s: %s", _peer(self.client), exc)
+            self._proxy_header = None
+            self._close()
+            return b""
+        if parsed is None:
+            self._proxy_header = buffered
+            return b""
+        info, used = parsed
+        self._proxy_header = None
+        if info.source is not None:
+            self.client = info.source
+            self.trusted_peer = info.source[0] in self.server.trusted
+        if info.destination is not None:
+            self.server_addr = info.destination
+        rest = buffered[used:]
+        if not rest:
+            self._set_deadline(IDLE, self.server.request_timeout)
+        return rest
 
     def eof_received(self) -> bool | None:
         if self.upgraded is not None:
             self.upgraded.eof_received()
             return None
-        if self.deadline_kind == LINGER:
+        if self.deadline_kind == LINGER or self._proxy_header is not None:
             self._close()
             return None
         self.driver.receive_eof()
@@ -223,29 +275,36 @@ class HTTPProtocol(asyncio.Protocol):
         )
         path = target.path
         raw_path = target.raw_path
-        mount = server.table.match(path if path != "*" else "/")
+        health = server.health.app_for(path, server) if server.health is not None else None
+        mount = server.table.match(path if path != "*" else "/") if health is None else None
         if server.root_path:
             # As uvicorn does: the full path includes ROOT_PATH, so frameworks strip it back.
             path = server.root_path + path
             raw_path = server.root_path_bytes + raw_path
+        client, scheme, headers = self.client, self.scheme, head.headers
+        if self.trusted_peer:
+            client, scheme, headers = apply_forwarded(headers, client, scheme, server.trusted)
         scope: Scope = {
             "type": "http",
             "asgi": ASGI_VERSION,
             "http_version": _HTTP_VERSIONS.get(head.http_version) or head.http_version.decode("ascii"),
             "method": _METHODS.get(head.method) or head.method.decode("ascii"),
-            "scheme": self.scheme,
+            "scheme": scheme,
             "path": path,
             "raw_path": raw_path,
             "query_string": target.query_string,
             "root_path": server.root_path,
-            "headers": head.headers,
-            "client": self.client,
+            "headers": headers,
+            "client": client,
             "server": self.server_addr,
             "extensions": {},
         }
         mount_app = mount.app if mount is not None else None
         app: ASGIApp
-        if mount is None:
+        if health is not None:
+            app = health
+            scope["state"] = {}
+        elif mount is None:
             app = not_found_app
             scope["state"] = {}
         else:
@@ -261,6 +320,7 @@ class HTTPProtocol(asyncio.Protocol):
             self._set_deadline(NO_DEADLINE, 0)
             self.upgraded = start_websocket(self, head, scope, app if app is mount_app else None)
             return
+        scope["extensions"] = {name: {} for name in HTTP_EXTENSIONS}
         cycle = RequestCycle(
             self, scope, request_id, mount.route if mount is not None else "", has_body=head.has_body
         )
@@ -291,6 +351,34 @@ class HTTPProtocol(asyncio.Protocol):
         if not self.closing and self.transport is not None:
             self.transport.write(data)
 
+    async def sendfile(self, file: BinaryIO, offset: int, count: int) -> None:
+        """Write ``count`` bytes of ``file`` from ``offset``: ``os.sendfile`` through the loop where the
+        transport allows it (plain TCP or Unix on the stock loop), else reads written with backpressure
+        (TLS, uvloop).  Raises OSError when the connection fails midway."""
+        transport = self.transport
+        if self.closing or transport is None:
+            raise ConnectionResetError("connection closed")
+        try:
+            sent = await self.loop.sendfile(transport, file, offset, count, fallback=False)
+        except (NotImplementedError, RuntimeError) as exc:  # SendfileNotAvailableError is a RuntimeError
+            if transport.is_closing():
+                raise ConnectionResetError("connection closed") from exc
+        else:
+            if sent < count:
+                _file_shrank(file, count - sent)
+            return
+        file.seek(offset)
+        remaining = count
+        while remaining > 0:
+            chunk = file.read(min(SENDFILE_FALLBACK_CHUNK, remaining))
+            if not chunk:
+                _file_shrank(file, remaining)
+            self.write(chunk)
+            remaining -= len(chunk)
+            await self.drain()
+            if self.closing:
+                raise ConnectionResetError("connection closed")
+
     async def drain(self) -> None:
         if self.write_paused and not self.closing:
             waiter = self._drain_waiter
@@ -309,7 +397,10 @@ class HTTPProtocol(asyncio.Protocol):
             return
         self.cycle = None
         driver = self.driver
-        if self.server.draining or not driver.can_keep_alive:
+        # A drain that must not cut idle clients (a handover, a recycle) keeps this connection
+        # open: the response that just ended may not have said "Connection: close", so the
+        # client may reuse it; its next response will say it, or its idle timeout ends it.
+        if (self.server.draining and self.server.close_idle) or not driver.can_keep_alive:
             if driver.request_complete:
                 self._close()
             else:
@@ -360,7 +451,7 @@ class HTTPProtocol(asyncio.Protocol):
         kind = self.deadline_kind
         if kind == NO_DEADLINE or now < self.deadline or self.closing:
             return
-        if kind in (IDLE, LINGER):
+        if kind in (IDLE, LINGER) or self._proxy_header is not None:
             self._close()
         elif kind == HEAD or (self.cycle is not None and self.cycle.response_state in (START, HEAD_HELD)):
             self._reject(Rejected(408, "request timed out"))
@@ -412,6 +503,15 @@ class HTTPProtocol(asyncio.Protocol):
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+def _file_shrank(file: BinaryIO, missing: int) -> None:
+    server_log.warning("%s ended %d bytes early while it was being sent: closing", file.name, missing)
+    raise OSError(f"{file.name} ended {missing} bytes early")
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "a Unix socket peer"
 
 
 def _address(info: Any) -> tuple[str, int] | None:

@@ -14,9 +14,19 @@ StartServer = Callable[..., ServerProcess]
 
 
 def connection_children(server: ServerProcess) -> list[psutil.Process]:
+    """Live (not zombie) connection children; processes that exit meanwhile are skipped."""
     found = []
     for generation in psutil.Process(server.pid).children():
-        found.extend(p for p in generation.children() if p.status() != psutil.STATUS_ZOMBIE)
+        try:
+            children = generation.children()
+        except psutil.NoSuchProcess:
+            continue
+        for child in children:
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    found.append(child)
+            except psutil.NoSuchProcess:
+                continue
     return found
 
 

@@ -21,9 +21,19 @@ def generation_of(server: ServerProcess) -> psutil.Process:
 
 
 def worker_pids(server: ServerProcess) -> set[int]:
+    """Live (not zombie) grandchildren of the master; processes that exit meanwhile are skipped."""
     found: set[int] = set()
     for generation in psutil.Process(server.pid).children():
-        found |= {p.pid for p in generation.children() if p.status() != psutil.STATUS_ZOMBIE}
+        try:
+            children = generation.children()
+        except psutil.NoSuchProcess:
+            continue
+        for child in children:
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    found.add(child.pid)
+            except psutil.NoSuchProcess:
+                continue
     return found
 
 
