@@ -24,12 +24,15 @@ from qactuar.config import (
     FIELD_TYPES,
     LIFESPANS,
     MODES,
+    PROXY_PROTOCOLS,
     Config,
     ConfigError,
     cli_flag,
     load_config,
     mode_name,
+    text_list,
 )
+from qactuar.deploy import commandline as deploy_cli
 from qactuar.logs import configure_logging
 
 Handler = Callable[[argparse.Namespace], int]
@@ -54,6 +57,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("HOST", "address to listen on"),
     Option("PORT", "port to listen on (0 picks a free port)", ("-p",)),
     Option("BACKLOG", "listen() backlog"),
+    Option("UDS", "also listen on this Unix socket (alone unless --host/--port are given too)"),
+    Option("UDS_MODE", "Unix socket permissions, octal such as 660 ('' = as the umask leaves them)"),
+    Option("FD", "also serve this inherited listening socket fd (-1 = none)"),
+    Option(
+        "FORWARDED_ALLOW_IPS",
+        "peers trusted for proxy headers and the PROXY protocol: addresses, CIDRs, unix, * (comma-separated)",
+        type=text_list,
+    ),
+    Option("PROXY_PROTOCOL", "expect a PROXY protocol header from trusted peers", choices=PROXY_PROTOCOLS),
+    Option("HEALTH_PATH", "answer PATH/live and PATH/ready in the server ('' = off)"),
+    Option("SHUTDOWN_DELAY", "seconds readiness fails while still serving before a shutdown drains"),
     Option("ADMIN_HOST", "admin socket address (loopback unless you mean otherwise)"),
     Option("ADMIN_PORT", "admin socket port (0 picks a free port)"),
     Option("ADMIN_SOCKET", "admin Unix socket path, used instead of TCP ('' = TCP)"),
@@ -99,6 +113,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("LIFESPAN", "ASGI lifespan events", choices=LIFESPANS),
     Option("LIFESPAN_STARTUP_TIMEOUT", "seconds an app may take to start"),
     Option("LIFESPAN_SHUTDOWN_TIMEOUT", "seconds an app may take to stop"),
+    Option("DEPLOY_TIMEOUT", "seconds a git clone may take before it is stopped"),
+    Option("DEPLOY_MAX_BYTES", "most bytes a git clone may put on disk"),
+    Option("DEPLOY_ALLOWED_SCHEMES", "git URL schemes deploys may use (comma-separated)", type=text_list),
+    Option(
+        "DEPLOY_ALLOWED_HOSTS", "hosts deploys may clone from (comma-separated; empty = any)", type=text_list
+    ),
+    Option("DEPLOY_KEEP_RELEASES", "releases kept per deployed app for rollback"),
     Option("LOG_LEVEL", "level for the qt_* and Qactuar loggers ('' = as LOGS says)"),
     Option("ACCESS_LOG", "log one line per request"),
 )
@@ -230,6 +251,45 @@ def _set_command(parser: argparse.ArgumentParser) -> Handler:
     return admin_cli.show("set", "key", "value", waits=True)
 
 
+def _deploy_command(parser: argparse.ArgumentParser) -> Handler:
+    """Clone a git repository into APP_DIR and serve it at a route, without a restart."""
+    parser.add_argument("url", metavar="URL", help="the repository (schemes: DEPLOY_ALLOWED_SCHEMES)")
+    parser.add_argument("--route", required=True, help="where to mount it, e.g. /blog")
+    parser.add_argument("--name", help="the app's name (default: from the URL)")
+    parser.add_argument("--ref", help="branch, tag or commit (default: the default branch)")
+    parser.add_argument("--entry", metavar="M:A", help="the app, module:attr (default: found in the repo)")
+    _admin_flags(parser)
+    return deploy_cli.deploy
+
+
+def _update_command(parser: argparse.ArgumentParser) -> Handler:
+    """Deploy the newest commit of a deployed app's ref (or of --ref)."""
+    parser.add_argument("name", metavar="NAME", help="the deployed app")
+    parser.add_argument("--ref", help="branch, tag or commit (default: the one deployed)")
+    _admin_flags(parser)
+    return deploy_cli.update
+
+
+def _rollback_command(parser: argparse.ArgumentParser) -> Handler:
+    """Serve the release of a deployed app that came before the live one."""
+    parser.add_argument("name", metavar="NAME", help="the deployed app")
+    _admin_flags(parser)
+    return deploy_cli.rollback
+
+
+def _undeploy_command(parser: argparse.ArgumentParser) -> Handler:
+    """Remove a deployed app's route, let its requests finish, delete its files."""
+    parser.add_argument("name", metavar="NAME", help="the deployed app")
+    _admin_flags(parser)
+    return deploy_cli.undeploy
+
+
+def _deployments_command(parser: argparse.ArgumentParser) -> Handler:
+    """List the deployed apps: route, state, commit, ref, release, URL."""
+    _admin_flags(parser)
+    return deploy_cli.deployments
+
+
 COMMANDS: Mapping[str, Callable[[argparse.ArgumentParser], Handler]] = {
     "serve": _serve_command,
     "status": _status_command,
@@ -240,6 +300,11 @@ COMMANDS: Mapping[str, Callable[[argparse.ArgumentParser], Handler]] = {
     "scale": _scale_command,
     "config": _config_command,
     "set": _set_command,
+    "deploy": _deploy_command,
+    "update": _update_command,
+    "rollback": _rollback_command,
+    "undeploy": _undeploy_command,
+    "deployments": _deployments_command,
 }
 _TOP_LEVEL_FLAGS = frozenset({"-h", "--help", "--version"})
 

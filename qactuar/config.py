@@ -23,6 +23,8 @@ Choices the brief left open, written down here:
   environment variable is only a warning: the environment is shared with other programs (and other Qactuar
   tools), so a stray variable must not stop a server.
 - ROOT_PATH must be empty or look like a route other than ``/`` (it is prefixed to every path).
+- List settings (DEPLOY_ALLOWED_SCHEMES, DEPLOY_ALLOWED_HOSTS) are arrays in files; in the environment and
+  on the command line they are comma-separated (``file,https``) or a JSON array.
 """
 
 from __future__ import annotations
@@ -33,18 +35,21 @@ import keyword
 import logging
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_origin, get_type_hints
 
+from qactuar.http.proxy_headers import valid_network_entry
 from qactuar.logs import default_log_config
 
 _log = logging.getLogger("Qactuar")
 
 MODES = ("prefork", "postfork", "async")
 LIFESPANS = ("auto", "on", "off")
+PROXY_PROTOCOLS = ("off", "v1", "v2", "auto")
 # Qactuar 0.2's SERVER_TYPE names for the process models (the new names are accepted too).
 SERVER_TYPE_MODES: Mapping[str, str] = {
     "async_only": "async",
@@ -68,6 +73,14 @@ class Config:
     HOST: str = "127.0.0.1"
     PORT: int = 8000
     BACKLOG: int = 2048
+    UDS: str = ""  # also (or only) listen on this Unix socket path
+    UDS_MODE: str = ""  # its permissions, octal ("660"); "" = as the umask leaves them
+    FD: int = -1  # also (or only) serve this inherited listening socket; -1 = none
+    # --- behind proxies and load balancers ---
+    FORWARDED_ALLOW_IPS: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1", "unix"])
+    PROXY_PROTOCOL: str = "off"  # off | v1 | v2 | auto, from FORWARDED_ALLOW_IPS peers only
+    HEALTH_PATH: str = ""  # "/healthz" answers /healthz/live and /healthz/ready; "" = off
+    SHUTDOWN_DELAY: float = 0.0  # seconds readiness fails while still serving, before the drain
     # --- admin socket (seed keys + new) ---
     ADMIN_HOST: str = "localhost"
     ADMIN_PORT: int = 1986
@@ -116,6 +129,12 @@ class Config:
     LIFESPAN: str = "auto"  # auto | on | off
     LIFESPAN_STARTUP_TIMEOUT: float = 30.0
     LIFESPAN_SHUTDOWN_TIMEOUT: float = 30.0
+    # --- git deploys (qactuar/deploy/) ---
+    DEPLOY_TIMEOUT: float = 120.0  # wall-clock limit of one clone
+    DEPLOY_MAX_BYTES: int = 200 * 1024 * 1024  # most bytes a clone may put on disk
+    DEPLOY_ALLOWED_SCHEMES: list[str] = field(default_factory=lambda: ["https"])
+    DEPLOY_ALLOWED_HOSTS: list[str] = field(default_factory=list)  # empty = any host
+    DEPLOY_KEEP_RELEASES: int = 3  # releases kept per app for rollback, the live one included
     # --- logging ---
     LOGS: dict[str, Any] = field(default_factory=default_log_config)
     LOG_LEVEL: str = ""  # empty = as LOGS says
@@ -227,6 +246,63 @@ def _level_ok(value: str) -> bool:
     return value == "" or value.upper() in logging.getLevelNamesMapping()
 
 
+GIT_SCHEMES = ("https", "http", "ssh", "git", "file")
+_HOST_NAME = re.compile(r"[A-Za-z0-9.:\[\]-]+")  # a DNS name or an IP address, as in a URL
+
+
+def _schemes_ok(value: list[Any]) -> bool:
+    return all(item in GIT_SCHEMES for item in value)
+
+
+def _allow_ips_ok(value: list[Any]) -> bool:
+    for item in value:
+        if not (isinstance(item, str) and valid_network_entry(item)):
+            raise _RuleError(
+                f"FORWARDED_ALLOW_IPS entry {item!r} is not an IP address, a network like 10.0.0.0/8, "
+                "'unix' (Unix-socket peers) or '*' (every peer)"
+            )
+    return True
+
+
+def file_mode(text: str) -> int | None:
+    """UDS_MODE text ('660', '0660', '0o660') as permission bits; None for '' (as the umask leaves it)."""
+    if not text:
+        return None
+    digits = text.lower().removeprefix("0o")
+    if not (1 <= len(digits) <= 4 and all(c in "01234567" for c in digits)):
+        raise ValueError(f"{text!r} is not an octal file mode")
+    return int(digits, 8)
+
+
+def _uds_mode_ok(value: str) -> bool:
+    try:
+        file_mode(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _health_path_ok(value: str) -> bool:
+    return value == "" or (value != "/" and route_problem(value) is None)
+
+
+def _hosts_ok(value: list[Any]) -> bool:
+    return all(isinstance(item, str) and _HOST_NAME.fullmatch(item) for item in value)
+
+
+def text_list(text: str) -> list[str]:
+    """A list setting written as text: ``https,file``, ``["https", "file"]`` or ``[https, file]``."""
+    inner = text.strip()
+    if inner.startswith("[") and inner.endswith("]"):
+        inner = inner[1:-1]
+    items = (item.strip() for item in inner.split(","))
+    return [
+        item[1:-1] if len(item) > 1 and item[0] == item[-1] and item[0] in "'\"" else item
+        for item in items
+        if item
+    ]
+
+
 _TEXT = _Rule("a string")
 _BOOL = _Rule("true or false")
 _PORT = _ints(0, 65535, " (0 picks a free port)")
@@ -239,6 +315,16 @@ _RULES: Mapping[str, _Rule] = {
     "HOST": _TEXT,
     "PORT": _PORT,
     "BACKLOG": _SIZE,
+    "UDS": _PATH,
+    "UDS_MODE": _Rule("'' or an octal file mode such as '660' or '0o600'", _uds_mode_ok),
+    "FD": _ints(-1, note=" (-1 = none)"),
+    "FORWARDED_ALLOW_IPS": _Rule(
+        "a list of IP addresses, networks (CIDR), 'unix' or '*' (comma-separated in the environment)",
+        _allow_ips_ok,
+    ),
+    "PROXY_PROTOCOL": _choice(PROXY_PROTOCOLS),
+    "HEALTH_PATH": _Rule("'' or a path prefix like '/healthz' (no trailing '/')", _health_path_ok),
+    "SHUTDOWN_DELAY": _Rule("a number of seconds >= 0", lambda v: math.isfinite(v) and v >= 0),
     "ADMIN_HOST": _TEXT,
     "ADMIN_PORT": _PORT,
     "ADMIN_SOCKET": _PATH,
@@ -283,6 +369,16 @@ _RULES: Mapping[str, _Rule] = {
     "LIFESPAN": _choice(LIFESPANS),
     "LIFESPAN_STARTUP_TIMEOUT": _SECONDS,
     "LIFESPAN_SHUTDOWN_TIMEOUT": _SECONDS,
+    "DEPLOY_TIMEOUT": _SECONDS,
+    "DEPLOY_MAX_BYTES": _SIZE,
+    "DEPLOY_ALLOWED_SCHEMES": _Rule(
+        "a list of git URL schemes from " + ", ".join(GIT_SCHEMES) + " (comma-separated in the environment)",
+        _schemes_ok,
+    ),
+    "DEPLOY_ALLOWED_HOSTS": _Rule(
+        "a list of host names, empty for any host (comma-separated in the environment)", _hosts_ok
+    ),
+    "DEPLOY_KEEP_RELEASES": _SIZE,
     "LOGS": _Rule(
         "a logging dictConfig table with version = 1 (JSON object text in the environment)", _logs_ok
     ),
@@ -340,6 +436,7 @@ _TEXT_PARSERS: Mapping[type, Callable[[str], object]] = {
     float: float,
     bool: lambda text: _BOOL_WORDS[text.strip().lower()],
     dict: json.loads,
+    list: text_list,
     str: str,
 }
 
@@ -538,6 +635,16 @@ def _check_tls(settings: Mapping[str, _Setting]) -> None:
         )
 
 
+def _check_proxy_protocol(settings: Mapping[str, _Setting]) -> None:
+    """A PROXY header comes before the TLS handshake, but the TLS layer reads first: they cannot mix."""
+    proxy, cert = settings.get("PROXY_PROTOCOL"), settings.get("SSL_CERT_PATH")
+    if proxy is not None and proxy.value != "off" and cert is not None and cert.value:
+        raise ConfigError(
+            f"{proxy.where}: PROXY_PROTOCOL = {proxy.value!r} cannot be used with TLS ({cert.where}); "
+            "terminate TLS at the load balancer that sends the PROXY header, or set PROXY_PROTOCOL = 'off'"
+        )
+
+
 def _absolute(path: str, base_dir: Path) -> str:
     return os.path.normpath(base_dir / os.path.expanduser(path)) if path else ""
 
@@ -579,6 +686,7 @@ def load_config(
     for layer in layers:
         _apply(layer, settings, defaults)
     _check_tls(settings)
+    _check_proxy_protocol(settings)
     config = Config(**{name: s.value for name, s in settings.items()}, CONFIG_FILE=str(path or ""))
     home = path.parent if path else work_dir
     for name, rule in _RULES.items():

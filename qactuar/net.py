@@ -36,5 +36,9 @@ def format_address(host: str, port: int) -> str:
 
 
 def listen_url(sock: socket.socket, scheme: str = "http") -> str:
+    """``http://host:port`` for TCP, ``unix:/path (http)`` for a Unix socket."""
+    if sock.family == socket.AF_UNIX:
+        path = sock.getsockname()
+        return f"unix:{path.decode() if isinstance(path, bytes) else path} ({scheme})"
     host, port = sock.getsockname()[:2]
     return f"{scheme}://{format_address(host, port)}"

@@ -17,8 +17,10 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING
 
 from qactuar._version import __version__
+from qactuar.health import HealthEndpoints
 from qactuar.http.driver import Limits
 from qactuar.http.protocol import HTTPProtocol
+from qactuar.http.proxy_headers import TrustedPeers
 from qactuar.logs import escape_log_text
 from qactuar.types import Scope
 
@@ -59,6 +61,11 @@ class Server:
         self.root_path = config.ROOT_PATH
         self.root_path_bytes = config.ROOT_PATH.encode("utf-8")
         self.limit_concurrency = config.LIMIT_CONCURRENCY
+        # Proxies (qactuar/http/proxy_headers.py, proxy_protocol.py) and health (qactuar/health.py).
+        self.trusted = TrustedPeers(config.FORWARDED_ALLOW_IPS)
+        self.proxy_protocol = config.PROXY_PROTOCOL if config.PROXY_PROTOCOL != "off" else ""
+        self.health = HealthEndpoints(config.HEALTH_PATH) if config.HEALTH_PATH else None
+        self.ready = True  # false from the start of a shutdown: readiness probes get 503
         self.server_header = f"qactuar/{__version__}".encode("ascii")
         self.connections: set[HTTPProtocol] = set()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -123,10 +130,10 @@ class Server:
         path = self.log_path(scope)
         version = scope["http_version"]
         request_id = cycle.request_id.decode("ascii", "replace")
-        client = conn.client
+        client = scope["client"]  # as trusted proxies describe it
         access_log.info(
             '%s - "%s %s HTTP/%s" %d %dB %.2fms %s',
-            _client(conn),
+            f"{client[0]}:{client[1]}" if client else "-",
             method,
             path,
             version,
@@ -187,7 +194,18 @@ class Server:
         With ``close_idle`` false, idle keep-alive connections are not cut: each ends on its
         idle timeout or after one more response (sent with ``Connection: close``).
         Returns True when everything finished in time.
+
+        A shutdown (``close_idle``) first fails readiness; with SHUTDOWN_DELAY it then keeps
+        serving for that long (within ``timeout``) so load balancers see the 503 before the
+        listeners close (see qactuar/health.py).
         """
+        if close_idle:
+            self.ready = False
+            delay = min(self.config.SHUTDOWN_DELAY, timeout)
+            if delay > 0:
+                server_log.debug("Readiness fails; still serving for %.1fs (SHUTDOWN_DELAY)", delay)
+                await asyncio.sleep(delay)
+                timeout -= delay
         self.stop_accepting()
         self.draining = True
         self.close_idle = close_idle

@@ -64,8 +64,10 @@ class ServerProcess:
         args: list[str] | None = None,
         env: dict[str, str] | None = None,
         json_config: bool = False,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.workdir = workdir
+        self.pass_fds = pass_fds
         base: dict[str, Any] = {
             "host": "127.0.0.1",
             "port": 0,
@@ -105,7 +107,13 @@ class ServerProcess:
     def start(self, timeout: float = 15.0, expect_listening: bool = True) -> ServerProcess:
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                self.args, cwd=self.workdir, stdout=out, stderr=err, env=self.env, start_new_session=True
+                self.args,
+                cwd=self.workdir,
+                stdout=out,
+                stderr=err,
+                env=self.env,
+                start_new_session=True,
+                pass_fds=self.pass_fds,
             )
         if expect_listening:
             found = wait_until(

@@ -73,3 +73,29 @@ class AdminBackend(Protocol):
         returned unsubscribe function has run.  It does not block.
         """
         ...
+
+    def deployments(self) -> list[dict[str, Any]]:
+        """One dict per git-deployed app: name, route, url, ref, commit, release, deployed_at, state."""
+        ...
+
+    async def deploy(
+        self, url: str, route: str, name: str | None, ref: str | None, entry: str | None
+    ) -> dict[str, Any]:
+        """Clone ``url`` and serve it at ``route``; the new deployment once it is live."""
+        ...
+
+    async def update(self, name: str, ref: str | None) -> dict[str, Any]:
+        """Deploy the newest commit of ``ref`` (default: the ref deployed) of a deployed app."""
+        ...
+
+    async def rollback(self, name: str) -> dict[str, Any]:
+        """Serve the release before the live one again."""
+        ...
+
+    async def undeploy(self, name: str) -> dict[str, Any]:
+        """Remove the app's route, wait for its requests to drain, delete its files."""
+        ...
+
+    def subscribe_deploy(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every deploy progress event (same contract as subscribe_logs)."""
+        ...

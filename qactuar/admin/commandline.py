@@ -68,7 +68,8 @@ def add_log_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grep", metavar="TEXT", help="only records whose message contains TEXT (any case)")
 
 
-def _location(args: argparse.Namespace) -> Location:
+def location(args: argparse.Namespace) -> Location:
+    """Where the server these arguments name is, and its token (AdminUnavailable when unknown)."""
     settings: dict[str, Any] = {}
     if args.admin:
         settings.update(ADMIN_HOST=args.admin[0], ADMIN_PORT=args.admin[1], ADMIN_SOCKET="")
@@ -84,7 +85,7 @@ def _connected(
 ) -> int:
     """Run ``work`` on a logged-in client; the exit code, with any failure as one line on stderr."""
     try:
-        with SyncAdminClient(_location(args), timeout=timeout) as admin:
+        with SyncAdminClient(location(args), timeout=timeout) as admin:
             work(admin)
     except (AdminUnavailable, AdminError) as exc:
         print(f"qactuar: error: {exc}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """The admin commands: one table row each, naming its parameters, whether it changes anything, and its code.
 
 The server looks a request's command up in ``COMMANDS``, checks its arguments against the row's ``Param``
-list (``params.py``) and awaits ``run``; a command is added (deploy, undeploy, ... later) by writing one
-function and one row.  ``mutating`` rows are audit-logged by the server with the peer, the arguments and the
+list (``params.py``) and awaits ``run``; a command is added by writing one function and one row.
+``mutating`` rows are audit-logged by the server with the peer, the arguments and the
 result; read-only rows are not, so a TUI polling ``status`` does not flood the log.
 
 Two policies live here because they are about content, not transport:
@@ -29,6 +29,7 @@ from qactuar.admin.subscriptions import FILTER_PARAMS, Subscriptions, log_filter
 MAX_WORKERS = 1024  # a typo like "scale 10000" must not fork that many processes
 MAX_LOG_RECORDS = 5000  # per logs request: a reply must fit in one 1 MiB frame
 MAX_STATS_SECONDS = 3600
+MAX_DEPLOY_TEXT = 4096  # URL, route, name, ref, entry: checked by the pipeline; this keeps audit lines sane
 REDACTED = "<redacted>"
 SECRET_NAME_PARTS = ("TOKEN", "PASSWORD", "PASSWD", "SECRET", "CREDENTIAL")
 
@@ -149,6 +150,35 @@ async def _set(ctx: Context, args: dict[str, Any]) -> Any:
     return await ctx.backend.set_setting(key, SETTABLE[key](args["value"]))
 
 
+async def _deployments(ctx: Context, args: dict[str, Any]) -> Any:
+    return ctx.backend.deployments()
+
+
+async def _deploy(ctx: Context, args: dict[str, Any]) -> Any:
+    return await ctx.backend.deploy(args["url"], args["route"], args["name"], args["ref"], args["entry"])
+
+
+async def _update(ctx: Context, args: dict[str, Any]) -> Any:
+    return await ctx.backend.update(args["name"], args["ref"])
+
+
+async def _rollback(ctx: Context, args: dict[str, Any]) -> Any:
+    return await ctx.backend.rollback(args["name"])
+
+
+async def _undeploy(ctx: Context, args: dict[str, Any]) -> Any:
+    return await ctx.backend.undeploy(args["name"])
+
+
+def _text(limit: int) -> Callable[[Any], str | None]:
+    """Bounds a text argument; what the text may contain is for the deploy pipeline to check."""
+    return lambda value: None if 0 < len(value) <= limit else f"must be 1 to {limit} characters"
+
+
+_NAME = Param("name", (str,), check=_text(MAX_DEPLOY_TEXT))
+_REF = Param("ref", (str,), None, _text(MAX_DEPLOY_TEXT))
+
+
 async def _subscribe(ctx: Context, args: dict[str, Any]) -> Any:
     topic = args.pop("topic")
     return {"sub": ctx.subscriptions.add(topic, args)}
@@ -173,6 +203,21 @@ COMMANDS: Mapping[str, Command] = {
     "reload": Command(_reload, mutating=True),
     "scale": Command(_scale, (Param("n", (int,), check=between(1, MAX_WORKERS)),), mutating=True),
     "set": Command(_set, (Param("key", (str,)), Param("value", (str, int))), mutating=True),
+    "deployments": Command(_deployments),
+    "deploy": Command(
+        _deploy,
+        (
+            Param("url", (str,), check=_text(MAX_DEPLOY_TEXT)),
+            Param("route", (str,), check=_text(MAX_DEPLOY_TEXT)),
+            Param("name", (str,), None, _text(MAX_DEPLOY_TEXT)),
+            _REF,
+            Param("entry", (str,), None, _text(MAX_DEPLOY_TEXT)),
+        ),
+        mutating=True,
+    ),
+    "update": Command(_update, (_NAME, _REF), mutating=True),
+    "rollback": Command(_rollback, (_NAME,), mutating=True),
+    "undeploy": Command(_undeploy, (_NAME,), mutating=True),
     "subscribe": Command(_subscribe, (Param("topic", (str,)),), rest=True),
     "unsubscribe": Command(_unsubscribe, (Param("sub", (int,)),)),
 }

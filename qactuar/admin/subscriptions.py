@@ -11,6 +11,8 @@ the next event that goes out carries the count in ``dropped``, so a log follower
 - ``stats``: every ``interval`` seconds, a snapshot of ``status``, ``processes`` and ``apps`` -- what a
   dashboard redraws.
 - ``log``: each new record the backend reports that matches the subscription's filter.
+- ``deploy``: each progress event of the deploy pipeline (``{name, stage, message, progress}``), of one
+  app when ``name`` is given.
 """
 
 from __future__ import annotations
@@ -124,9 +126,20 @@ def _start_log(backend: AdminBackend, feed: Feed, args: Mapping[str, Any], inter
     return backend.subscribe_logs(on_record)
 
 
+def _start_deploy(backend: AdminBackend, feed: Feed, args: Mapping[str, Any], interval: float) -> Stop:
+    name = args["name"]
+
+    def on_event(event: dict[str, Any]) -> None:
+        if name is None or event.get("name") == name:
+            feed.push(event)
+
+    return backend.subscribe_deploy(on_event)
+
+
 TOPICS: Mapping[str, Topic] = {
     "stats": Topic("stats", (), _start_stats),
     "log": Topic("log", FILTER_PARAMS, _start_log),
+    "deploy": Topic("deploy", (Param("name", (str,), None),), _start_deploy),
 }
 
 

@@ -8,17 +8,37 @@ or a closed connection (the head was already written).
 The response head is held back until the first body message so that head and body
 leave in one write, and a single-message response gets a Content-Length instead of
 chunked framing.
+
+Two ASGI extensions (advertised in ``scope["extensions"]``, see HTTP_EXTENSIONS):
+
+* ``http.response.pathsend``: the body is the file at an absolute path, sent with
+  ``os.sendfile`` where the transport allows it (``HTTPProtocol.sendfile``).  It replaces the
+  body messages, so it must follow ``http.response.start`` directly.  The file is opened and its
+  size read before the head is written: a missing file, or one shorter than the Content-Length
+  the app declared, is an error the app sees (500 if it does not handle it), never a short body.
+  h11 is told about the bytes without seeing them (its documented sendfile pass-through).
+* ``http.response.trailers``: after ``trailers: True`` in ``http.response.start`` the final
+  body message leaves the chunked body open until ``http.response.trailers`` (with
+  ``more_trailers`` to send them in parts) closes it with the trailer fields.  Trailers go on
+  the wire only when the client asked for them (``TE: trailers``, as the extension says) and the
+  body is chunked (HTTP/1.1, not HEAD, not 204/304, no Content-Length from the app); otherwise
+  they are accepted and dropped.  An app that returns without sending them leaves an unfinished
+  response, which closes the connection: a client relying on trailers must not mistake the
+  message for complete.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import stat
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import h11
 
+from qactuar.http.driver import FileRange
 from qactuar.types import ASGIApp, Message, Scope
 
 if TYPE_CHECKING:
@@ -28,8 +48,10 @@ exception_log = logging.getLogger("qt_exception")
 
 DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 
-# Response states
-START, HEAD_HELD, STREAMING, DONE = range(4)
+# Response states (TRAILING: the body is complete, the trailers are still to come)
+START, HEAD_HELD, STREAMING, DONE, TRAILING = range(5)
+
+HTTP_EXTENSIONS = ("http.response.pathsend", "http.response.trailers")
 
 _NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -46,6 +68,8 @@ class RequestCycle:
         "_continue_sent",
         "_head",
         "_status",
+        "_trailers",
+        "_trailers_on_wire",
         "_waiter",
         "bytes_sent",
         "conn",
@@ -79,6 +103,8 @@ class RequestCycle:
         self._waiter: asyncio.Future[None] | None = None
         self._head: list[tuple[bytes, bytes]] = []
         self._status = 0
+        self._trailers: list[tuple[bytes, bytes]] | None = None  # announced: collected so far
+        self._trailers_on_wire = False
 
     # -- fed by the protocol -------------------------------------------------------------
 
@@ -137,13 +163,23 @@ class RequestCycle:
             if state != START:
                 raise RuntimeError("http.response.start sent twice")
             self._status, self._head = _check_start(message)
+            trailers = message.get("trailers", False)
+            if not isinstance(trailers, bool):
+                raise RuntimeError("http.response.start 'trailers' must be a bool")
+            self._trailers = [] if trailers else None
             self.response_state = HEAD_HELD
+            return
+        if msg_type == "http.response.trailers":
+            await self._send_trailers(message)
+            return
+        if msg_type == "http.response.pathsend":
+            await self._send_path(message)
             return
         if msg_type != "http.response.body":
             raise RuntimeError(f"unexpected ASGI message type {msg_type!r}")
         if state == START:
             raise RuntimeError("http.response.body sent before http.response.start")
-        if state == DONE:
+        if state in (DONE, TRAILING):
             raise RuntimeError("http.response.body sent after the response completed")
         body = message.get("body", b"")
         more_body = message.get("more_body", False)
@@ -154,14 +190,17 @@ class RequestCycle:
         driver = self.conn.driver
         out: list[bytes] = []
         if state == HEAD_HELD:
-            out.append(self._write_head(body, more_body))
+            out.append(self._write_head(None if more_body else len(body)))
             self.response_state = STREAMING
         if body and not self.is_head and self.status not in _NO_BODY_STATUSES:
             out.append(driver.send_data(bytes(body)))
             self.bytes_sent += len(body)
         if not more_body:
-            out.append(driver.send_end())
-            self.response_state = DONE
+            if self._trailers is not None:
+                self.response_state = TRAILING
+            else:
+                out.append(driver.send_end())
+                self.response_state = DONE
         if out:
             self.conn.write(b"".join(out) if len(out) > 1 else out[0])
         if self.response_state == DONE:
@@ -172,7 +211,83 @@ class RequestCycle:
             if self.disconnected:
                 raise ClientDisconnected("client disconnected")
 
-    def _write_head(self, first_body: bytes | bytearray | memoryview, more_body: bool) -> bytes:
+    async def _send_trailers(self, message: Message) -> None:
+        if self.response_state != TRAILING or self._trailers is None:
+            raise RuntimeError(
+                "http.response.trailers is sent after the final body message of a response "
+                "started with trailers: True"
+            )
+        more = message.get("more_trailers", False)
+        if not isinstance(more, bool):
+            raise RuntimeError("http.response.trailers 'more_trailers' must be a bool")
+        self._trailers.extend(_check_headers(message.get("headers", ()), "http.response.trailers"))
+        if more:
+            return
+        trailers = self._trailers if self._trailers_on_wire else []
+        try:
+            end = self.conn.driver.send_end(trailers)
+        except h11.LocalProtocolError as exc:
+            raise RuntimeError(f"invalid trailer field: {exc}") from None
+        self.conn.write(end)
+        self.response_state = DONE
+        self._wake()
+        self.conn.response_complete(self)
+
+    async def _send_path(self, message: Message) -> None:
+        if self.response_state != HEAD_HELD:
+            raise RuntimeError("http.response.pathsend must directly follow http.response.start")
+        path = message.get("path")
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise RuntimeError(f"http.response.pathsend 'path' must be an absolute path, got {path!r}")
+        try:
+            file = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+        except OSError as exc:
+            raise RuntimeError(f"http.response.pathsend cannot open {path!r}: {exc.strerror}") from None
+        try:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise RuntimeError(f"http.response.pathsend {path!r} is not a regular file")
+            count = _declared_length(self._head)
+            if count is None:
+                count = info.st_size
+            elif count > info.st_size:
+                raise RuntimeError(
+                    f"http.response.pathsend {path!r} has {info.st_size} bytes, "
+                    f"fewer than the content-length {count}"
+                )
+            conn = self.conn
+            out = [self._write_head(count)]
+            self.response_state = STREAMING
+            if count and not self.is_head and self.status not in _NO_BODY_STATUSES:
+                for piece in conn.driver.send_file(FileRange(count)):
+                    if not isinstance(piece, FileRange):
+                        out.append(piece)
+                        continue
+                    conn.write(b"".join(out))
+                    out = []
+                    try:
+                        await conn.sendfile(file, 0, count)
+                    except OSError:
+                        self.disconnected = True
+                        self.response_state = DONE
+                        conn.abort()
+                        raise ClientDisconnected("client disconnected during pathsend") from None
+                    self.bytes_sent += count
+            if self._trailers is not None:
+                self.response_state = TRAILING
+                if out:
+                    conn.write(b"".join(out))
+                return
+            out.append(conn.driver.send_end())
+            conn.write(b"".join(out))
+            self.response_state = DONE
+            self._wake()
+            conn.response_complete(self)
+        finally:
+            file.close()
+
+    def _write_head(self, length: int | None) -> bytes:
+        """The response head; ``length`` is the whole body's size when known (else it streams)."""
         conn = self.conn
         status = self._status
         headers = self._head
@@ -188,8 +303,11 @@ class RequestCycle:
                 has_date = True
             elif lname == b"x-request-id":
                 has_rid = True
-        if not has_length and not more_body and status not in _NO_BODY_STATUSES:
-            headers.append((b"content-length", b"%d" % len(first_body)))
+        if self._trailers is not None:
+            self._trailers_on_wire = not has_length and self._client_takes_trailers(status)
+        add_length = not (has_length or self._trailers_on_wire) and status not in _NO_BODY_STATUSES
+        if add_length and length is not None:
+            headers.append((b"content-length", b"%d" % length))
         if not has_date:
             headers.append((b"date", conn.server.date_header()))
         if not has_server:
@@ -205,6 +323,16 @@ class RequestCycle:
             # Header injection or an invalid header from the app: nothing was written.
             self.response_state = START
             raise RuntimeError(f"invalid response head: {exc}") from None
+
+    def _client_takes_trailers(self, status: int) -> bool:
+        """The request said ``TE: trailers`` and this response can be chunked."""
+        scope = self.scope
+        if scope["http_version"] != "1.1" or self.is_head or status in _NO_BODY_STATUSES:
+            return False
+        return any(
+            name == b"te" and b"trailers" in (token.strip().lower() for token in value.split(b","))
+            for name, value in scope["headers"]
+        )
 
     # -- running the app -----------------------------------------------------------------
 
@@ -243,16 +371,28 @@ class RequestCycle:
             self.status = 500
             self.response_state = DONE
             self.conn.fail(500)
-        elif self.response_state == STREAMING:
+        elif self.response_state in (STREAMING, TRAILING):
             self.response_state = DONE
             self.conn.abort()
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            if not value.strip().isdigit():
+                raise RuntimeError(f"invalid content-length {value!r}")
+            return int(value)
+    return None
 
 
 def _check_start(message: Message) -> tuple[int, list[tuple[bytes, bytes]]]:
     status = message.get("status")
     if type(status) is not int or not 200 <= status <= 599:
         raise RuntimeError(f"http.response.start 'status' must be an int in 200..599, got {status!r}")
-    raw_headers: Iterable[Any] = message.get("headers", ())
+    return status, _check_headers(message.get("headers", ()), "http.response.start")
+
+
+def _check_headers(raw_headers: Iterable[Any], message_type: str) -> list[tuple[bytes, bytes]]:
     headers: list[tuple[bytes, bytes]] = []
     try:
         for name, value in raw_headers:
@@ -260,7 +400,5 @@ def _check_start(message: Message) -> tuple[int, list[tuple[bytes, bytes]]]:
                 raise RuntimeError("response header names and values must be bytes")
             headers.append((name, value))
     except (TypeError, ValueError):
-        raise RuntimeError(
-            "http.response.start 'headers' must be an iterable of [name, value] pairs"
-        ) from None
-    return status, headers
+        raise RuntimeError(f"{message_type} 'headers' must be an iterable of [name, value] pairs") from None
+    return headers

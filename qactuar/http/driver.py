@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import cast
 
 import h11
 
@@ -90,6 +91,20 @@ class Rejected:
 
 
 Event = RequestHead | BodyData | BodyEnd | NeedData | Paused | PeerClosed | Rejected
+
+
+class FileRange:
+    """Body bytes the caller sends itself (``os.sendfile``): h11 counts them by ``len()`` and
+    hands the object back in place of the data (h11's documented sendfile pass-through)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
 
 NEED_DATA = NeedData()
 PAUSED = Paused()
@@ -296,8 +311,14 @@ class HTTPDriver:
     def send_data(self, data: bytes) -> bytes:
         return self._conn.send(h11.Data(data=data))
 
-    def send_end(self) -> bytes:
-        return self._conn.send(h11.EndOfMessage())
+    def send_file(self, body: FileRange) -> list[bytes | FileRange]:
+        """Framing around ``body``: byte strings to write, and ``body`` itself where its bytes go."""
+        pieces = self._conn.send_with_data_passthrough(h11.Data(data=cast(bytes, body)))
+        return cast(list[bytes | FileRange], pieces)
+
+    def send_end(self, trailers: Headers | None = None) -> bytes:
+        """End the response; ``trailers`` need chunked framing (h11 raises LocalProtocolError otherwise)."""
+        return self._conn.send(h11.EndOfMessage(headers=trailers or []))
 
     @property
     def waiting_for_continue(self) -> bool:

@@ -27,7 +27,7 @@ import logging
 import re
 import socket
 import uuid
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, Protocol, cast
 
 from qactuar.http.cycle import DONE, HEAD_HELD, HTTP_EXTENSIONS, START, RequestCycle
 from qactuar.http.driver import (
@@ -505,7 +505,7 @@ class HTTPProtocol(asyncio.Protocol):
             waiter.set_result(None)
 
 
-def _file_shrank(file: BinaryIO, missing: int) -> None:
+def _file_shrank(file: BinaryIO, missing: int) -> NoReturn:
     server_log.warning("%s ended %d bytes early while it was being sent: closing", file.name, missing)
     raise OSError(f"{file.name} ended {missing} bytes early")
 

@@ -3,7 +3,8 @@
 The host is the master (pre-fork, post-fork) or the single async-mode process; both keep a
 stats aggregator and a log ring, and describe their own processes and app table.  The
 mutating commands go through the same paths as signals do, so ``qactuar reload`` and
-``kill -HUP`` are one code path.
+``kill -HUP`` are one code path.  The git deploy commands are the host's deployer's; its
+refusals and failures (``DeployError``) reach the client as the operator's error message.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from qactuar._version import __version__
 from qactuar.admin.backend import BackendError, LogRecord
 from qactuar.admin.logfilter import LogFilter
 from qactuar.config import Config
+from qactuar.deploy.deployer import Deployer
+from qactuar.deploy.errors import DeployError
 from qactuar.net import listen_url
 from qactuar.stats.aggregate import StatsAggregator
 from qactuar.stats.logring import LogRing
@@ -38,6 +41,7 @@ class Host(Protocol):
     stats: StatsAggregator
     logs: LogRing
     overrides: dict[str, Any]
+    deployer: Deployer
 
     def app_rows(self) -> list[dict[str, Any]]: ...
     def supervising_rows(self) -> list[ProcessInfo]: ...
@@ -80,8 +84,9 @@ class HostBackend:
         return [row.to_dict() for row in [*rows, *serving]]
 
     def apps(self) -> list[dict[str, Any]]:
+        """The app table with traffic; a git-deployed app's row keeps its name, url, ref, commit, release."""
         rows = [{"source": "config", **row} for row in self.host.app_rows()]
-        return [info.to_dict() for info in self.host.stats.apps(rows)]
+        return [{**row, **info.to_dict()} for row, info in zip(rows, self.host.stats.apps(rows), strict=True)]
 
     def stats(self, seconds: int, route: str | None) -> dict[str, Any]:
         aggregator = self.host.stats
@@ -143,6 +148,38 @@ class HostBackend:
         ring = self.host.logs
         ring.subscribe(callback)
         return lambda: ring.unsubscribe(callback)
+
+    # --- git deploys ---------------------------------------------------------------------
+
+    def deployments(self) -> list[dict[str, Any]]:
+        try:
+            return self.host.deployer.deployments()
+        except DeployError as exc:
+            raise BackendError(str(exc)) from None
+
+    async def deploy(
+        self, url: str, route: str, name: str | None, ref: str | None, entry: str | None
+    ) -> dict[str, Any]:
+        return await _deploying(self.host.deployer.deploy(url, route, name=name, ref=ref, entry=entry))
+
+    async def update(self, name: str, ref: str | None) -> dict[str, Any]:
+        return await _deploying(self.host.deployer.update(name, ref))
+
+    async def rollback(self, name: str) -> dict[str, Any]:
+        return await _deploying(self.host.deployer.rollback(name))
+
+    async def undeploy(self, name: str) -> dict[str, Any]:
+        return await _deploying(self.host.deployer.undeploy(name))
+
+    def subscribe_deploy(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        return self.host.deployer.subscribe(callback)
+
+
+async def _deploying(work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return await work
+    except DeployError as exc:
+        raise BackendError(str(exc)) from None
 
 
 def _with_usage(row: ProcessInfo, usage: ProcessUsage | None) -> ProcessInfo:

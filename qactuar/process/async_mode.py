@@ -1,4 +1,14 @@
-"""Async mode: one process, one event loop, no fork. For development and small hosts."""
+"""Async mode: one process, one event loop, no fork. For development and small hosts.
+
+Git-deployed apps are served here too, loaded in-process: a deploy builds a new app table from the
+mounts that stay plus the new release (imported, its lifespan started), swaps it into the server,
+and only then shuts down what it replaced.  Requests already running keep the objects they hold.
+The modules of a replaced release are dropped from ``sys.modules`` and its directory from
+``sys.path`` first, so an update imports the new code rather than reusing the old (if the new
+release fails, the old modules and path come back).  Unlike with generations, an app whose
+import crashes or hangs the process takes the server with it; the deploy pipeline's throwaway
+import check runs first for that reason.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +18,27 @@ import os
 import signal
 import socket
 import ssl
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from qactuar.admin.server import AdminServer
 from qactuar.apps.loader import add_app_dir
+from qactuar.apps.router import Mount
 from qactuar.apps.table import AppTable
 from qactuar.config import Config
+from qactuar.deploy.deployer import Deployer
+from qactuar.deploy.modules import mount_deployed
+from qactuar.deploy.records import Deployed, restore_deployments, with_sources
+from qactuar.listeners import open_listeners
 from qactuar.loops import new_event_loop
-from qactuar.net import BindError, bind_tcp, listen_url
+from qactuar.net import BindError, listen_url
 from qactuar.process.admin_backend import HostBackend
 from qactuar.process.exits import EXIT_ERROR, EXIT_NOTHING_TO_SERVE, EXIT_OK
 from qactuar.process.logforward import RingHandler
 from qactuar.process.serving import StopRequest, serve_until, start_apps
+from qactuar.sdnotify import SystemdNotifier
 from qactuar.server import Server
 from qactuar.stats.aggregate import StatsAggregator
 from qactuar.stats.logring import LogRing
@@ -39,66 +57,96 @@ def run(config: Config, app: ASGIApp | None = None) -> int:
         server_log.error("%s", exc)
         return EXIT_ERROR
     try:
-        sock = bind_tcp(config.HOST, config.PORT, config.BACKLOG)
+        listeners = open_listeners(config)
     except BindError as exc:
         server_log.error("%s", exc)
         return EXIT_ERROR
     add_app_dir(config.APP_DIR)
-    table = AppTable.load(config.APPS, app_dir=config.APP_DIR, factory=config.FACTORY, app=app)
+    deployed = restore_deployments(config)
+    table = _load_table(config, app, deployed)
     if table.empty:
         server_log.error("No app to serve: give one (qactuar serve module:app) or mount some under [apps]")
-        sock.close()
+        listeners.close()
         return EXIT_NOTHING_TO_SERVE
     loop = new_event_loop(config.USE_UVLOOP)
     try:
-        return loop.run_until_complete(_main(config, table, sock, ssl_context))
+        return loop.run_until_complete(_main(config, table, deployed, listeners.sockets, ssl_context))
     finally:
-        sock.close()
+        listeners.close()
         loop.close()
 
 
+def _load_table(config: Config, app: ASGIApp | None, deployed: tuple[Deployed, ...]) -> AppTable:
+    """The configured apps and the deployed ones that can be served as themselves (the others fail)."""
+    taken = {*config.APPS, *(["/"] if app is not None else [])}
+    mounted, refused = mount_deployed(config.APP_DIR, deployed, taken)
+    table = AppTable.load({**config.APPS, **mounted}, app_dir=config.APP_DIR, factory=config.FACTORY, app=app)
+    return AppTable([*table.mounts, *_refused_mounts(deployed, refused)])
+
+
+def _refused_mounts(deployed: tuple[Deployed, ...], refused: dict[str, str]) -> list[Mount]:
+    return [
+        Mount(app.route, app.entry, None, error=refused[app.route])
+        for app in deployed
+        if app.route in refused
+    ]
+
+
 async def _main(
-    config: Config, table: AppTable, sock: socket.socket, ssl_context: ssl.SSLContext | None
+    config: Config,
+    table: AppTable,
+    deployed: tuple[Deployed, ...],
+    sockets: list[socket.socket],
+    ssl_context: ssl.SSLContext | None,
 ) -> int:
-    host = AsyncHost(config, table, [sock])
+    host = AsyncHost(config, table, sockets, deployed)
     admin = AdminServer(HostBackend(host), config)
     await admin.start()
     ring_handler = host.capture_logs()
     ticker = asyncio.ensure_future(host.tick_forever())
     try:
-        return await _serve(config, table, sock, ssl_context, host)
+        return await _serve(config, table, sockets, ssl_context, host)
     finally:
         ticker.cancel()
         ring_handler.detach()
         await admin.close()
+        await host.deployer.close()
 
 
 async def _serve(
-    config: Config, table: AppTable, sock: socket.socket, ssl_context: ssl.SSLContext | None, host: AsyncHost
+    config: Config,
+    table: AppTable,
+    sockets: list[socket.socket],
+    ssl_context: ssl.SSLContext | None,
+    host: AsyncHost,
 ) -> int:
     if not await start_apps(config, table):
         await table.shutdown()
         return EXIT_NOTHING_TO_SERVE
     stop = StopRequest()
+    notifier = SystemdNotifier()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _on_stop_signal, stop, sig)
+        loop.add_signal_handler(sig, _on_stop_signal, stop, sig, notifier)
 
     def announce(server: Server) -> None:
         host.server = server
         server_log.info("Qactuar serving %d app(s) in async mode (pid %d)", len(table.mounts), os.getpid())
-        server_log.info("Listening on %s", listen_url(sock, "https" if server.ssl_context else "http"))
+        for sock in sockets:
+            server_log.info("Listening on %s", listen_url(sock, "https" if server.ssl_context else "http"))
+        notifier.ready(f"Serving {len(table.mounts)} app(s) in async mode")
 
     await serve_until(
         config,
         table,
-        [sock],
+        sockets,
         stop,
         ssl_context=ssl_context,
         on_response=host.recorder.record,
         on_serving=announce,
     )
-    await table.shutdown()
+    await host.table.shutdown()
+    notifier.close()
     server_log.info("Stopped")
     return EXIT_OK
 
@@ -106,9 +154,14 @@ async def _serve(
 class AsyncHost:
     """The admin backend's view of async mode: one process that is its own master and worker."""
 
-    def __init__(self, config: Config, table: AppTable, sockets: list[socket.socket]) -> None:
+    def __init__(
+        self, config: Config, table: AppTable, sockets: list[socket.socket], deployed: tuple[Deployed, ...]
+    ) -> None:
         self.config = config
         self.table = table
+        self.deployed = deployed
+        self.deployer = Deployer(self)
+        self.failure = ""
         self.sockets = sockets
         self.started_at = time.time()
         self.stats = StatsAggregator()
@@ -137,7 +190,7 @@ class AsyncHost:
             await asyncio.sleep(0.25)
 
     def app_rows(self) -> list[dict[str, Any]]:
-        return self.table.describe()
+        return with_sources(self.table.describe(), self.deployed)
 
     def supervising_rows(self) -> list[ProcessInfo]:
         return []
@@ -155,8 +208,69 @@ class AsyncHost:
     def scale(self, workers: int) -> None:
         server_log.warning("Scaling applies to prefork mode only")
 
+    # -- deployed apps (what qactuar.deploy.deployer.DeployHost asks of this process) ------------
 
-def _on_stop_signal(stop: StopRequest, sig: signal.Signals) -> None:
+    async def apply_deployments(self, deployed: tuple[Deployed, ...], must_load: frozenset[str]) -> bool:
+        """Swap in a table serving ``deployed``; on failure nothing changes (see the module docstring)."""
+        config = self.config
+        added = [app for app in deployed if app not in self.deployed]
+        removed = [app for app in self.deployed if app not in deployed]
+        gone = {app.route for app in removed}
+        evicted = _unload([app.path for app in removed])
+        configured = {mount.route for mount in self.table.mounts} - {app.route for app in self.deployed}
+        mounted, refused = mount_deployed(config.APP_DIR, deployed, configured)
+        new_routes = {app.route for app in added}
+        fresh = AppTable.load(
+            {route: entry for route, entry in mounted.items() if route in new_routes},
+            app_dir=config.APP_DIR,
+            factory=config.FACTORY,
+        )
+        await fresh.startup(
+            mode=config.LIFESPAN,
+            startup_timeout=config.LIFESPAN_STARTUP_TIMEOUT,
+            shutdown_timeout=config.LIFESPAN_SHUTDOWN_TIMEOUT,
+        )
+        new_mounts = [*fresh.mounts, *_refused_mounts(tuple(added), refused)]
+        broken = [mount for mount in new_mounts if mount.failed and mount.route in must_load]
+        if broken:
+            self.failure = "; ".join(f"{mount.route}: {mount.error}" for mount in broken)
+            await fresh.shutdown()
+            _unload([app.path for app in added])
+            sys.modules.update(evicted)
+            sys.path.extend(app.path for app in removed)
+            return False
+        replaced = [mount for mount in self.table.mounts if mount.route in gone]
+        kept = [mount for mount in self.table.mounts if mount.route not in gone]
+        self.table = AppTable([*kept, *new_mounts])
+        if self.server is not None:
+            self.server.table = self.table
+        self.deployed = deployed
+        await asyncio.gather(*(mount.lifespan.shutdown() for mount in replaced if mount.lifespan is not None))
+        return True
+
+    def apply_failure(self) -> str:
+        return self.failure
+
+    async def retired(self) -> None:
+        """Nothing outlives a swap here: the replaced apps' lifespans are shut down by then."""
+
+
+def _unload(paths: list[str]) -> dict[str, Any]:
+    """Take ``paths`` off sys.path and their modules out of sys.modules; returns the modules taken out."""
+    roots = [Path(path) for path in paths]
+    taken: dict[str, Any] = {}
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None)
+        if isinstance(origin, str) and any(Path(origin).is_relative_to(root) for root in roots):
+            taken[name] = sys.modules.pop(name)
+    for path in paths:
+        while path in sys.path:
+            sys.path.remove(path)
+    return taken
+
+
+def _on_stop_signal(stop: StopRequest, sig: signal.Signals, notifier: SystemdNotifier) -> None:
     if not stop.is_set():
         server_log.info("Received %s: finishing in-flight requests, then stopping", sig.name)
+        notifier.stopping()
     stop.request(close_idle=True)

@@ -10,6 +10,11 @@ ends with ``os._exit``.
 Each app string is first imported in a throwaway child (the "probe"): an app whose import
 crashes the process (a segfault, ``os._exit``) or hangs becomes a failed mount answering 503,
 instead of taking every other app down with the generation.
+
+Deployed apps (``spec.deployed``, from the master's deployment records) are mounted next to the
+configured ones: each release goes on ``sys.path`` after everything else, in order, unless its
+modules would clash with what is already importable (``qactuar.deploy.modules``); a release that
+clashes is a failed mount saying why (one whose route APPS now uses is left out, logged).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from qactuar.apps.loader import AppImportError, add_app_dir, import_app
 from qactuar.apps.router import Mount
 from qactuar.apps.table import AppTable
 from qactuar.config import Config
+from qactuar.deploy.modules import mount_deployed
+from qactuar.deploy.records import Deployed, with_sources
 from qactuar.process.channel import ChannelWriter
 from qactuar.process.context import GenerationContext
 from qactuar.process.exits import EXIT_BOOT_FAILED, EXIT_ERROR, EXIT_NOTHING_TO_SERVE, describe_exit
@@ -49,6 +56,7 @@ class GenerationSpec:
     app: ASGIApp | None
     log_levels: dict[str, int]
     must_load: frozenset[str]  # routes the serving generation has loaded: a reload must not break them
+    deployed: tuple[Deployed, ...] = ()  # git-deployed apps, in sys.path order
 
 
 def become_generation(spec: GenerationSpec) -> None:
@@ -87,11 +95,11 @@ def run_generation(spec: GenerationSpec) -> int:
         try:
             ssl_context = make_ssl_context(config)
         except TLSConfigError as exc:
-            server_log.error("%s", exc)
+            # The master logs "Generation N failed: <reason>": one line, as in async mode.
             channel.send("gen", {"event": "failed", "reason": str(exc)})
             return EXIT_BOOT_FAILED
-    table = load_table(config, spec.app)
-    channel.send("gen", {"event": "loaded", "apps": table.describe()})
+    table = load_table(config, spec.app, spec.deployed)
+    channel.send("gen", {"event": "loaded", "apps": with_sources(table.describe(), spec.deployed)})
     if table.empty:
         channel.send("gen", {"event": "failed", "reason": "no app to serve"})
         return EXIT_NOTHING_TO_SERVE
@@ -122,13 +130,20 @@ def _last_line(text: str | None) -> str:
     return lines[-1] if lines else "failed"
 
 
-def load_table(config: Config, app: ASGIApp | None) -> AppTable:
+def load_table(config: Config, app: ASGIApp | None, deployed: tuple[Deployed, ...] = ()) -> AppTable:
     """Probe every app string in a throwaway child, then import the ones that survived."""
     add_app_dir(config.APP_DIR)
     apps = dict(config.APPS)
     if app is not None:
         apps.pop("/", None)
+    taken = {*apps, *(["/"] if app is not None else [])}
+    mounted, refused = mount_deployed(config.APP_DIR, deployed, taken)
+    apps.update(mounted)
     failures = probe_imports(apps, factory=config.FACTORY, timeout=config.LIFESPAN_STARTUP_TIMEOUT)
+    failures.update(refused)
+    apps.update(
+        {deployment.route: deployment.entry for deployment in deployed if deployment.route in refused}
+    )
     healthy = {route: target for route, target in apps.items() if route not in failures}
     table = AppTable.load(healthy, app_dir=config.APP_DIR, factory=config.FACTORY, app=app)
     failed = [

@@ -6,8 +6,19 @@ deploy, ``--reload``) forks generation n+1 on the same sockets; only when n+1 re
 ready does generation n get SIGUSR2 (stop accepting, drain, exit).  If n+1 fails, n keeps
 serving and the reason is logged.
 
+Git-deployed apps (``self.deployed``) are read from the deployment records at start, so a
+restart serves the same apps at the same commits; the deployer (``qactuar.deploy``) changes
+the set through ``apply_deployments``, which is a handover like a reload with the new set --
+and the old set again if the new generation fails.
+
 Signal handlers only enqueue; one loop dispatches ``handle_<signal>`` (gunicorn's arbiter,
 uvicorn's multiprocess supervisor).
+
+Listeners come from ``qactuar.listeners`` (TCP, a Unix socket, ``--fd``, systemd socket
+activation) and systemd hears READY/RELOADING/STOPPING through ``qactuar.sdnotify``.  On a
+shutdown the master closes its own copies of the listening sockets at once: when the generation's
+workers close theirs (after SHUTDOWN_DELAY), new connections are refused instead of waiting in a
+backlog nobody accepts from.
 """
 
 from __future__ import annotations
@@ -27,8 +38,11 @@ from typing import Any
 from qactuar._version import __version__
 from qactuar.admin.server import AdminServer
 from qactuar.config import Config, ConfigError
+from qactuar.deploy.deployer import Deployer
+from qactuar.deploy.records import Deployed, restore_deployments
+from qactuar.listeners import open_listeners
 from qactuar.logs import configure_logging
-from qactuar.net import BindError, bind_tcp, listen_url
+from qactuar.net import BindError, listen_url
 from qactuar.process.admin_backend import HostBackend
 from qactuar.process.channel import channel_pair, read_messages
 from qactuar.process.exits import (
@@ -41,6 +55,7 @@ from qactuar.process.generation import GenerationSpec, become_generation
 from qactuar.process.logforward import RingHandler, effective_levels
 from qactuar.process.reloader import watch_for_changes
 from qactuar.process.supervise import KILL_GRACE, kill_quietly
+from qactuar.sdnotify import SystemdNotifier
 from qactuar.stats.aggregate import StatsAggregator
 from qactuar.stats.logring import LogRing, dict_to_record
 from qactuar.stats.models import ProcessInfo
@@ -93,6 +108,10 @@ class Master:
         self.background: set[asyncio.Future[None]] = set()
         # Settings changed at run time (admin `set`, `scale`): kept across reloads of the config.
         self.overrides: dict[str, Any] = {}
+        self.deployed: tuple[Deployed, ...] = restore_deployments(config)
+        self.deployer = Deployer(self)
+        self.failure = ""  # why the last generation failed to start
+        self.notifier = SystemdNotifier()
 
     # -- main loop -----------------------------------------------------------------------
 
@@ -118,6 +137,7 @@ class Master:
         finally:
             own_records.detach()
             await admin.close()
+            await self.deployer.close()
 
     async def serve(self) -> int:
         first = await self.start_generation(self.config)
@@ -126,6 +146,7 @@ class Master:
             return EXIT_NOTHING_TO_SERVE
         self.current = first
         self.announce(first)
+        self.notifier.ready(self.status_line())
         tasks = [asyncio.ensure_future(self.tick_forever())]
         if self.config.RELOAD:
             tasks.append(asyncio.ensure_future(watch_for_changes(self.config, self.request_reload)))
@@ -158,6 +179,12 @@ class Master:
         scheme = "https" if config.SSL_CERT_PATH else "http"
         for sock in self.sockets:
             server_log.info("Listening on %s", listen_url(sock, scheme))
+
+    def status_line(self) -> str:
+        current = self.current
+        if current is None:
+            return "No generation serving"
+        return f"Generation {current.number} serving {len(current.apps)} app(s) in {self.config.MODE} mode"
 
     async def tick_forever(self) -> None:
         while True:
@@ -215,6 +242,7 @@ class Master:
             "Shutting down: finishing in-flight requests (GRACEFUL_TIMEOUT %.1fs)",
             self.config.GRACEFUL_TIMEOUT,
         )
+        self.begin_shutdown()
         await self.stop_all(signal.SIGTERM, self.config.GRACEFUL_TIMEOUT + 5.0)
         return True
 
@@ -223,8 +251,15 @@ class Master:
 
     async def handle_sigquit(self) -> bool:
         server_log.info("Fast shutdown")
+        self.begin_shutdown()
         await self.stop_all(signal.SIGQUIT, KILL_GRACE + 1.0)
         return True
+
+    def begin_shutdown(self) -> None:
+        self.notifier.stopping()
+        for sock in self.sockets:  # the serving processes hold their own copies until they drain
+            sock.close()
+        self.sockets = []
 
     async def handle_sighup(self) -> bool:
         await self.reload()
@@ -251,8 +286,13 @@ class Master:
 
     # -- generations -----------------------------------------------------------------------
 
-    async def start_generation(self, config: Config) -> Generation | None:
-        """Fork a generation and wait until it is ready (returned) or has failed (None)."""
+    async def start_generation(
+        self, config: Config, must_load: frozenset[str] = frozenset()
+    ) -> Generation | None:
+        """Fork a generation and wait until it is ready (returned) or has failed (None).
+
+        It must load every route the current generation has loaded, and ``must_load`` too.
+        """
         self.counter += 1
         master_end, generation_end = channel_pair()
         serving = self.current.apps if self.current is not None else []
@@ -263,7 +303,8 @@ class Master:
             channel=generation_end,
             app=self.app,
             log_levels=effective_levels(),
-            must_load=frozenset(app["route"] for app in serving if app.get("state") == "loaded"),
+            must_load=must_load | {app["route"] for app in serving if app.get("state") == "loaded"},
+            deployed=self.deployed,
         )
         pid = os.fork()
         if pid == 0:
@@ -284,7 +325,8 @@ class Master:
             generation.state = "ready"
             return generation
         generation.state = "failed"
-        server_log.error("Generation %d failed: %s", generation.number, generation.reason or "unknown reason")
+        self.failure = generation.reason or "unknown reason"
+        server_log.error("Generation %d failed: %s", generation.number, self.failure)
         kill_quietly(pid, signal.SIGKILL)
         await self.wait_exit(generation, KILL_GRACE)
         return None
@@ -386,22 +428,55 @@ class Master:
                     "Reload refused, the config has an error (still serving the old one): %s", exc
                 )
                 return False
-            if (config.HOST, config.PORT) != (self.config.HOST, self.config.PORT):
-                server_log.warning("HOST and PORT changes need a restart; keeping the current listeners")
+            if _listening(config) != _listening(self.config):
+                server_log.warning(
+                    "HOST, PORT, UDS, UDS_MODE and FD changes need a restart; keeping the current listeners"
+                )
             configure_logging(config)
             server_log.info("Reloading: starting generation %d", self.counter + 1)
-            new = await self.start_generation(config)
-            if new is None:
-                server_log.error(
-                    "Reload failed; generation %s keeps serving", self.current and self.current.number
-                )
-                return False
-            old, self.current, self.config = self.current, new, config
-            if old is not None:
-                old.state = "draining"
-                kill_quietly(old.pid, signal.SIGUSR2)
-            server_log.info("Generation %d is serving", new.number)
-            return True
+            self.notifier.reloading()
+            ok = await self.take_over(config)
+            self.notifier.ready(self.status_line())
+            return ok
+
+    async def take_over(self, config: Config, must_load: frozenset[str] = frozenset()) -> bool:
+        """Start a generation with ``config``; once it is ready it serves and the old one drains."""
+        new = await self.start_generation(config, must_load)
+        if new is None:
+            server_log.error(
+                "Reload failed; generation %s keeps serving", self.current and self.current.number
+            )
+            return False
+        old, self.current, self.config = self.current, new, config
+        if old is not None:
+            old.state = "draining"
+            kill_quietly(old.pid, signal.SIGUSR2)
+        server_log.info("Generation %d is serving", new.number)
+        return True
+
+    # -- deployed apps (what qactuar.deploy.deployer.DeployHost asks of the master) ------------
+
+    async def apply_deployments(self, deployed: tuple[Deployed, ...], must_load: frozenset[str]) -> bool:
+        """Hand over to a generation serving ``deployed``; on failure the previous set stays."""
+        async with self.reloading:
+            previous, self.deployed = self.deployed, deployed
+            server_log.info("Deployed apps changed: starting generation %d", self.counter + 1)
+            if await self.take_over(self.config, must_load):
+                return True
+            self.deployed = previous
+            return False
+
+    def apply_failure(self) -> str:
+        return self.failure
+
+    async def retired(self) -> None:
+        """Wait until the generations the current one replaced have drained and exited."""
+        deadline = time.monotonic() + self.config.GRACEFUL_TIMEOUT + KILL_GRACE + 5.0
+        while any(g is not self.current for g in self.generations.values()):
+            if time.monotonic() > deadline:
+                server_log.warning("An old generation is still running after its drain time")
+                return
+            await asyncio.sleep(0.05)
 
     def scale(self, workers: int) -> None:
         current = self.current
@@ -437,6 +512,10 @@ class Master:
         generation.state = "exited"
 
 
+def _listening(config: Config) -> tuple[object, ...]:
+    return (config.HOST, config.PORT, config.UDS, config.UDS_MODE, config.FD)
+
+
 def _waitpid_nohang(pid: int) -> tuple[int, int]:
     try:
         return os.waitpid(pid, os.WNOHANG)
@@ -461,14 +540,15 @@ def reopen_log_files() -> None:
 
 def run(config: Config, app: ASGIApp | None = None, reload_config: Callable[[], Config] | None = None) -> int:
     try:
-        sockets = [bind_tcp(config.HOST, config.PORT, config.BACKLOG)]
+        listeners = open_listeners(config)
     except BindError as exc:
         server_log.error("%s", exc)
         return EXIT_ERROR
     loop = asyncio.new_event_loop()
+    master = Master(config, app, reload_config)
     try:
-        return loop.run_until_complete(Master(config, app, reload_config).main(sockets))
+        return loop.run_until_complete(master.main(listeners.sockets))
     finally:
-        for sock in sockets:
-            sock.close()
+        master.notifier.close()
+        listeners.close()
         loop.close()

@@ -35,6 +35,9 @@ from qactuar.process.supervise import KILL_GRACE, Child, SignalQueue, check_hear
 from qactuar.server import Server
 
 server_log = logging.getLogger("qt_server")
+# Blocked from just before a child is forked until it has its own handlers: a handover's SIGUSR2 (or a
+# shutdown's SIGTERM) that reaches a child in between is delivered late, never with the default action.
+CHILD_STOP_SIGNALS = {signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR2}
 
 
 class Acceptor:
@@ -50,6 +53,7 @@ class Acceptor:
         self.children: dict[int, Child] = {}
         self.signals = SignalQueue()
         self.served = 0
+        self.pid = os.getpid()
 
     def run(self) -> int:
         lifespan_loop = asyncio.new_event_loop()
@@ -105,7 +109,12 @@ class Acceptor:
             conn.close()
             return
         self.slots.claim(slot, 0)
-        pid = os.fork()
+        signal.pthread_sigmask(signal.SIG_BLOCK, CHILD_STOP_SIGNALS)
+        try:
+            pid = os.fork()
+        finally:
+            if os.getpid() == self.pid:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, CHILD_STOP_SIGNALS)
         if pid == 0:
             code = 1
             try:
@@ -183,6 +192,7 @@ async def _serve_connection(acceptor: Acceptor, runtime: ServingRuntime, conn: s
     loop.add_signal_handler(signal.SIGTERM, functools.partial(stop.request, close_idle=True))
     loop.add_signal_handler(signal.SIGUSR2, functools.partial(stop.request, close_idle=False))
     loop.add_signal_handler(signal.SIGQUIT, os._exit, EXIT_OK)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, CHILD_STOP_SIGNALS)
     await server.start([])
     ticker = asyncio.ensure_future(runtime.tick_forever())
     runtime.mark(SlotState.READY)

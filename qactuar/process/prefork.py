@@ -210,6 +210,8 @@ class WorkerPool:
         sig = (signal.SIGUSR2 if lazy else signal.SIGTERM) if graceful else signal.SIGQUIT
         for worker in state.workers.values():
             kill_quietly(worker.pid, sig)
+        for sock in self.sockets:  # never accepted on here; the workers' copies close as they drain
+            sock.close()
         deadline = time.monotonic() + (self.config.GRACEFUL_TIMEOUT + 2.0 if graceful else KILL_GRACE)
         while state.workers and time.monotonic() < deadline:
             self.reap()

@@ -9,13 +9,15 @@ from __future__ import annotations
 from qactuar.types import Scope
 
 WEBSOCKET_EXTENSIONS = ("websocket.http.response",)
+# A scheme forwarded by a trusted proxy may already be a WebSocket one; it is kept then.
+_SCHEMES = {"http": "ws", "https": "wss"}
 
 
 def websocket_scope(http_scope: Scope, subprotocols: list[str]) -> Scope:
     scope = dict(http_scope)
     del scope["method"]
     scope["type"] = "websocket"
-    scope["scheme"] = "wss" if http_scope["scheme"] == "https" else "ws"
+    scope["scheme"] = _SCHEMES.get(http_scope["scheme"], http_scope["scheme"])
     scope["subprotocols"] = subprotocols
     scope["extensions"] = {**http_scope.get("extensions", {}), **{name: {} for name in WEBSOCKET_EXTENSIONS}}
     return scope

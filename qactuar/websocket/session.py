@@ -17,9 +17,10 @@ Flow control, both ways:
 * the app's ``send`` waits while the write buffer is above its high-water mark.
 
 Time is checked by the server's sweep (about once a second), not by timers per connection:
-keepalive pings every WS_PING_INTERVAL seconds (0 = none), closing with 1011 when a pong does
-not come within WS_PING_TIMEOUT; and CLOSE_TIMEOUT for the peer to answer our close frame
-before the connection is cut.
+keepalive pings every WS_PING_INTERVAL seconds (0 = none), closing with 1011 when nothing at
+all (a pong or any other frame) comes from the peer within WS_PING_TIMEOUT of a ping -- while
+our own app holds reading paused the peer is not blamed; and CLOSE_TIMEOUT for the peer to
+answer our close frame, or to close after we did, before the connection is cut.
 
 Shutdown: during the drain window open WebSockets carry on; at its end (``shutdown(final=True)``)
 each gets close 1001 and the app a ``websocket.disconnect`` with 1001; a handshake the app has
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from qactuar.http.driver import RequestHead
 from qactuar.types import ASGIApp, Scope
-from qactuar.websocket.cycle import CONNECTING, DENY_HELD, DENYING, OPEN, WebSocketCycle
+from qactuar.websocket.cycle import ABNORMAL_CLOSURE, CONNECTING, DENY_HELD, DENYING, OPEN, WebSocketCycle
 from qactuar.websocket.driver import (
     WS_HANDSHAKE,
     WS_OPEN,
@@ -108,9 +109,10 @@ class WebSocketSession:
         "_close_deadline",
         "_early",
         "_ended",
+        "_heard_at",
         "_logged",
         "_next_ping",
-        "_pong_deadline",
+        "_ping_sent_at",
         "_pong_payload",
         "_reading",
         "_stalled",
@@ -158,7 +160,8 @@ class WebSocketSession:
         self._logged = False
         self._next_ping = 0.0
         self._pong_payload: bytes | None = None
-        self._pong_deadline = 0.0
+        self._ping_sent_at = 0.0
+        self._heard_at = 0.0
         self._close_deadline = 0.0
 
     def start(self, app: ASGIApp, early: bytes) -> None:
@@ -172,6 +175,7 @@ class WebSocketSession:
     def data_received(self, data: bytes) -> None:
         if self._ended:
             return
+        self._heard_at = self.loop.time()
         if self.driver.state == WS_HANDSHAKE:
             self._early += data
             self._update_reading()
@@ -184,7 +188,7 @@ class WebSocketSession:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._ended = True
-        self.cycle.closed(1006, "")
+        self.cycle.closed(ABNORMAL_CLOSURE, "")
         self._log()
 
     def resume_writing(self) -> None:
@@ -198,15 +202,16 @@ class WebSocketSession:
         if self._ended or self.driver.state != WS_OPEN or not self._next_ping:
             return
         if self._pong_payload is not None:
-            if self._stalled and not self.conn.write_paused:
-                # We stopped reading for our own app: the pong may be waiting behind messages it
-                # has not taken yet. The peer is not at fault; count from when we read again.
-                self._pong_deadline = now + self.ping_timeout
-            elif now >= self._pong_deadline:
+            # Anything read since the ping proves the peer alive (its pong may be queued behind
+            # that data); so does our own app holding reading paused, which is no fault of the peer.
+            if self._heard_at > self._ping_sent_at or (self._stalled and not self.conn.write_paused):
+                self._pong_payload = None
+                self._next_ping = now + self.ping_interval
+            elif now >= self._ping_sent_at + self.ping_timeout:
                 self._close_now(INTERNAL_ERROR, "keepalive ping timeout")
         elif now >= self._next_ping:
             self._pong_payload = os.urandom(4)
-            self._pong_deadline = now + self.ping_timeout
+            self._ping_sent_at = now
             self._write(self.driver.ping(self._pong_payload))
 
     def shutdown(self, final: bool) -> None:
@@ -218,7 +223,7 @@ class WebSocketSession:
             self.cycle.closed(GOING_AWAY, "server shutting down")
         elif state in (CONNECTING, DENY_HELD):
             self.refuse(503)
-            self.cycle.closed(1006, "")
+            self.cycle.closed(ABNORMAL_CLOSURE, "")
         elif state == DENYING:
             self.abort()
 

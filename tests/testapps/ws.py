@@ -119,12 +119,16 @@ async def server_close(scope: Scope, receive: Receive, send: Send) -> None:
 
 @websocket_only
 async def slow_reader(scope: Scope, receive: Receive, send: Send) -> None:
-    """Accepts, reads nothing for ``sleep`` seconds, then reads ``count`` messages and answers
-    with how many bytes arrived and whether they came in order."""
+    """Accepts, reads nothing until the file ``go`` exists (10 s at most), then reads ``count``
+    messages and answers with how many bytes arrived and whether they came in order."""
     query = _query(scope)
+    go = Path(query["go"])
     await receive()
     await send({"type": "websocket.accept"})
-    await asyncio.sleep(float(query["sleep"]))
+    for _ in range(500):
+        if go.exists():
+            break
+        await asyncio.sleep(0.02)
     total = 0
     in_order = True
     for index in range(int(query["count"])):
@@ -134,6 +138,20 @@ async def slow_reader(scope: Scope, receive: Receive, send: Send) -> None:
         total += len(data)
     await send({"type": "websocket.send", "text": json.dumps({"bytes": total, "in_order": in_order})})
     await receive()
+
+
+@websocket_only
+async def receive_after_disconnect(scope: Scope, receive: Receive, send: Send) -> None:
+    """Reads until the disconnect, then calls receive() once more and reports what happened."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    while (message := await receive())["type"] != "websocket.disconnect":
+        pass
+    try:
+        again: Any = await asyncio.wait_for(receive(), 2)
+    except RuntimeError as exc:
+        again = f"RuntimeError: {exc}"
+    _report(scope, {"first": message, "again": again})
 
 
 @websocket_only

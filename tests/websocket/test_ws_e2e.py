@@ -35,6 +35,7 @@ APPS = {
     "/err/after": "ws:raise_after_accept",
     "/err/before": "ws:raise_before_accept",
     "/err/message": "ws:bad_message",
+    "/twice": "ws:receive_after_disconnect",
     "/ws": "ws:starlette_app",
     "/hello": "basic:hello",
     "/broken": "broken:app",
@@ -42,8 +43,10 @@ APPS = {
 SETTINGS = {
     "ws_max_size": MAX_SIZE,
     "ws_max_queue": 4,
-    "ws_ping_interval": 0.5,
-    "ws_ping_timeout": 0.5,
+    # Pings often enough to happen during the slow-app test, rarely enough not to close the raw
+    # clients of other tests (which never answer them) on a loaded machine.
+    "ws_ping_interval": 1.0,
+    "ws_ping_timeout": 1.0,
     "request_timeout": 2.0,
 }
 MiB = 1024 * 1024
@@ -242,6 +245,16 @@ def test_server_close_code_reaches_the_client(server: ServerProcess, tmp_path: P
     assert read_report(report) == {"type": "websocket.disconnect", "code": 4002, "reason": "done here"}
 
 
+def test_disconnect_is_delivered_exactly_once(server: ServerProcess, tmp_path: Path) -> None:
+    report = tmp_path / "twice.json"
+    with ws_connect(server, f"/twice?report={report}") as ws:
+        ws.close(1000)
+    assert read_report(report) == {
+        "first": {"type": "websocket.disconnect", "code": 1000, "reason": ""},
+        "again": "RuntimeError: receive() called after websocket.disconnect was delivered",
+    }
+
+
 def test_client_vanishing_is_1006(server: ServerProcess, tmp_path: Path) -> None:
     report = tmp_path / "vanish.json"
     sock, _ = open_ws(server.host, server.port, f"/echo?report={report}")
@@ -256,7 +269,8 @@ def test_oversized_message_closes_1009(server: ServerProcess) -> None:
     with ws_connect(server, "/echo", compression=None, max_size=None) as ws:
         ws.send(b"x" * MAX_SIZE)
         assert ws.recv(timeout=5) == b"x" * MAX_SIZE
-        ws.send(b"x" * (MAX_SIZE + 1))
+        with contextlib.suppress(ConnectionClosed):  # the close may arrive while we still send
+            ws.send(b"x" * (MAX_SIZE + 1))
         code, reason = closed_code(ws)
     assert code == 1009
     assert str(MAX_SIZE) in reason
@@ -264,7 +278,8 @@ def test_oversized_message_closes_1009(server: ServerProcess) -> None:
 
 def test_oversized_fragmented_text_closes_1009(server: ServerProcess) -> None:
     with ws_connect(server, "/echo", compression=None) as ws:
-        ws.send(["é" * (MAX_SIZE // 4), "é" * (MAX_SIZE // 4 + 1)])  # two bytes per character
+        with contextlib.suppress(ConnectionClosed):  # closed before the last fragment is sent
+            ws.send(["é" * (MAX_SIZE // 4), "é" * (MAX_SIZE // 4 + 1)])  # two bytes per character
         assert closed_code(ws)[0] == 1009
 
 
@@ -319,9 +334,35 @@ def test_ping_flood_does_not_grow_memory(server: ServerProcess) -> None:
     assert grown < 16 * MiB, f"RSS grew by {grown / MiB:.1f} MiB"
 
 
-def test_slow_app_pauses_the_client_instead_of_buffering(server: ServerProcess) -> None:
+@pytest.mark.parametrize("mode", SERVING_MODES)
+def test_ping_flood_from_a_peer_that_never_reads_stops_being_read(
+    start_server: StartServer, mode: str
+) -> None:
+    # No keepalive here: it would (rightly) close this peer, which never answers, and a closed
+    # connection is drained and discarded, which is not what this test looks at.
+    mode, extra = mode_settings(mode)
+    server = start_server({"/echo": "ws:echo"}, mode=mode, settings={"ws_ping_interval": 0, **extra})
+    limit = 200 * MiB  # of pings, hence of pongs: far more than the kernel buffers hold
+    chunk = frame(0x9, b"p" * 125) * 1000
+    sock, _ = open_ws(server.host, server.port, "/echo")
+    with sock:
+        before = tree_rss(server.pid)
+        sock.settimeout(1.0)
+        sent = 0
+        with contextlib.suppress(TimeoutError):
+            while sent < limit:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        assert sent < limit, "the server kept reading while its pongs piled up unread"
+        grown = tree_rss(server.pid) - before
+    assert grown < 16 * MiB, f"RSS grew by {grown / MiB:.1f} MiB"
+    assert_still_serving(server)
+
+
+def test_slow_app_pauses_the_client_instead_of_buffering(server: ServerProcess, tmp_path: Path) -> None:
     count, size = 400, 64 * 1024  # 25 MiB, far more than the kernel buffers hold
-    with ws_connect(server, f"/slow?sleep=2.5&count={count}", compression=None) as ws:
+    go = tmp_path / "go"
+    with ws_connect(server, f"/slow?go={go}&count={count}", compression=None) as ws:
         sent = 0
         before = tree_rss(server.pid)
 
@@ -334,31 +375,33 @@ def test_slow_app_pauses_the_client_instead_of_buffering(server: ServerProcess) 
 
         thread = threading.Thread(target=send_all, daemon=True)
         thread.start()
-        time.sleep(1.0)
+        time.sleep(1.2)  # the app reads nothing yet; more than a ping interval passes
         assert thread.is_alive(), "the server read everything while its app was not reading"
         assert sent < count
         grown = tree_rss(server.pid) - before
+        go.touch()
         assert grown < 12 * MiB, f"RSS grew by {grown / MiB:.1f} MiB"
         thread.join(30)
         assert json.loads(ws.recv(timeout=10)) == {"bytes": count * size, "in_order": True}
 
 
-def test_keepalive_pings_are_sent_and_a_silent_peer_is_closed_1011(server: ServerProcess) -> None:
+@pytest.mark.parametrize("mode", SERVING_MODES)
+def test_keepalive_closes_a_silent_peer_1011_and_keeps_an_answering_one(
+    start_server: StartServer, mode: str
+) -> None:
+    mode, extra = mode_settings(mode)
+    settings = {"ws_ping_interval": 0.3, "ws_ping_timeout": 0.3, "request_timeout": 1.0, **extra}
+    server = start_server({"/echo": "ws:echo"}, mode=mode, settings=settings)
     sock, rest = open_ws(server.host, server.port, "/echo")
     started = time.monotonic()
-    with sock:
+    with sock, ws_connect(server, "/echo", ping_interval=None) as answering:
         reader = FrameReader(sock, rest)
-        assert reader.read()[0] == 0x9  # a ping, which we never answer
-        code, reason = reader.read_close()
-    assert (code, reason) == (1011, "keepalive ping timeout")
-    assert time.monotonic() - started < 5
-
-
-def test_keepalive_answered_by_the_client_keeps_the_connection(server: ServerProcess) -> None:
-    with ws_connect(server, "/echo", ping_interval=None) as ws:
-        time.sleep(2.0)  # four ping intervals; the client library answers each ping
-        ws.send("alive")
-        assert ws.recv(timeout=5) == "alive"
+        assert reader.read()[0] == 0x9  # a ping, which the raw client never answers
+        assert reader.read_close() == (1011, "keepalive ping timeout")
+        assert time.monotonic() - started < 5
+        # Meanwhile the library client answered every ping it got and is still open.
+        answering.send("alive")
+        assert answering.recv(timeout=5) == "alive"
 
 
 # -- compression -----------------------------------------------------------------------------
@@ -383,7 +426,8 @@ def test_decompression_bomb_closes_1009_without_inflating(server: ServerProcess)
         ws.send("warm up")
         assert ws.recv(timeout=5) == "warm up"
         before = tree_rss(server.pid)
-        ws.send(b"\x00" * (64 * MiB))  # about 64 KiB on the wire
+        with contextlib.suppress(ConnectionClosed):
+            ws.send(b"\x00" * (64 * MiB))  # about 64 KiB on the wire
         assert closed_code(ws, timeout=10)[0] == 1009
         grown = tree_rss(server.pid) - before
     assert grown < 16 * MiB, f"RSS grew by {grown / MiB:.1f} MiB"
@@ -431,7 +475,7 @@ def test_shutdown_closes_open_websockets_with_1001(
 ) -> None:
     report = tmp_path / "shutdown.json"
     mode, extra = mode_settings(mode)
-    srv = start_server({"/echo": "ws:echo"}, mode=mode, settings={"graceful_timeout": 1.0, **extra})
+    srv = start_server({"/echo": "ws:echo"}, mode=mode, settings={"graceful_timeout": 0.5, **extra})
     with ws_connect(srv, f"/echo?report={report}") as ws:
         ws.send("before")
         assert ws.recv(timeout=5) == "before"
@@ -466,3 +510,20 @@ def test_frames_sent_with_the_handshake_are_not_lost(server: ServerProcess) -> N
         assert head.startswith(b"HTTP/1.1 101")
         assert KEY not in head
         assert FrameReader(sock, rest).read() == (0x1, b"eager")
+
+
+@pytest.mark.parametrize("mode", [m for m in SERVING_MODES if not m.startswith("async")])
+def test_generation_handover_closes_old_websockets_with_1001(
+    start_server: StartServer, mode: str, tmp_path: Path
+) -> None:
+    report = tmp_path / "handover.json"
+    mode, extra = mode_settings(mode)
+    srv = start_server({"/echo": "ws:echo"}, mode=mode, settings={"graceful_timeout": 0.5, **extra})
+    with ws_connect(srv, f"/echo?report={report}") as old:
+        old.send("old generation")
+        assert old.recv(timeout=5) == "old generation"
+        srv.signal(signal.SIGHUP)
+        assert closed_code(old, timeout=15) == (1001, "server shutting down")
+    assert read_report(report)["code"] == 1001
+    assert_still_serving(srv)
+    assert srv.proc is not None and srv.proc.poll() is None

@@ -1,0 +1,1 @@
+"""Adapters that serve other frameworks' apps through Qactuar; each needs its framework installed."""

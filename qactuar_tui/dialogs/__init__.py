@@ -1,0 +1,1 @@
+"""Modal dialogs: each is a ``ModalScreen`` that returns its answer with ``dismiss``."""

@@ -1,0 +1,1 @@
+"""One module per screen; ``base.ConsoleScreen`` is the frame they share."""
