@@ -25,6 +25,7 @@ Every rejection is a ``Rejected`` event carrying a status; the caller writes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import cast
@@ -115,8 +116,8 @@ PEER_CLOSED = PeerClosed()
 _PHRASES: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 
 
-def error_response(status: int, date: bytes) -> bytes:
-    """A minimal plain-text response that closes the connection."""
+def error_response(status: int, date: bytes, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
+    """A minimal plain-text response that closes the connection (``extra``: more header fields)."""
     reason = _PHRASES.get(status, b"Error")
     body = b"%d %s\n" % (status, reason)
     head = [
@@ -126,6 +127,7 @@ def error_response(status: int, date: bytes) -> bytes:
         b"content-length: %d\r\n" % len(body),
         b"connection: close\r\n",
     ]
+    head.extend(name + b": " + value + b"\r\n" for name, value in extra)
     head.append(b"\r\n")
     return b"".join(head) + body
 

@@ -32,9 +32,8 @@ queue of received messages is full) leaves the rest of the bytes unparsed in wsp
 from __future__ import annotations
 
 import binascii
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import cast
 
 import h11
@@ -63,7 +62,6 @@ Headers = list[tuple[bytes, bytes]]
 WS_HANDSHAKE, WS_OPEN, WS_CLOSING, WS_CLOSED = range(4)
 
 MESSAGE_TOO_BIG = 1009
-_PHRASES: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 
 
 # ---- events out of the driver --------------------------------------------------------
@@ -128,22 +126,6 @@ def _valid_key(key: bytes) -> bool:
         return len(binascii.a2b_base64(key.strip(), strict_mode=True)) == 16
     except binascii.Error:
         return False
-
-
-def refusal_response(status: int, date: bytes, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
-    """A plain-text response the server makes itself, closing the connection."""
-    reason = _PHRASES.get(status, b"Error")
-    body = b"%d %s\n" % (status, reason)
-    head = [
-        b"HTTP/1.1 %d %s\r\n" % (status, reason),
-        b"date: " + date + b"\r\n",
-        b"content-type: text/plain; charset=utf-8\r\n",
-        b"content-length: %d\r\n" % len(body),
-        b"connection: close\r\n",
-    ]
-    head.extend(name + b": " + value + b"\r\n" for name, value in extra)
-    head.append(b"\r\n")
-    return b"".join(head) + body
 
 
 def _join(parts: list[str | bytes]) -> str | bytes:

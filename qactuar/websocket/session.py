@@ -37,7 +37,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from qactuar.http.driver import RequestHead
+from qactuar.http.driver import RequestHead, error_response
 from qactuar.types import ASGIApp, Scope
 from qactuar.websocket.cycle import ABNORMAL_CLOSURE, CONNECTING, DENY_HELD, DENYING, OPEN, WebSocketCycle
 from qactuar.websocket.driver import (
@@ -49,7 +49,6 @@ from qactuar.websocket.driver import (
     NeedData,
     PongReceived,
     WebSocketDriver,
-    refusal_response,
 )
 from qactuar.websocket.scope import websocket_scope
 
@@ -83,7 +82,7 @@ def start_websocket(
             else HandshakeError(503, "the app for this path is not serving")
         )
     if error is not None:
-        conn.write(refusal_response(error.status, server.date_header(), error.headers))
+        conn.write(error_response(error.status, server.date_header(), error.headers))
         _log_session(
             conn,
             scope,
@@ -318,7 +317,7 @@ class WebSocketSession:
         """A response the server makes itself (403 for a close before accept, 500, 503)."""
         if self._ended:
             return
-        self._write(refusal_response(status, self.server.date_header()))
+        self._write(error_response(status, self.server.date_header()))
         self.status = status
         self._end()
 
