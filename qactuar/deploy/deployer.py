@@ -372,7 +372,10 @@ class Deployer:
         return self._row(record, "live")
 
     def _release_id(self, name: str, commit: str) -> str:
-        base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + commit[:12]
+        """A name that sorts in creation order (microseconds), then says which commit it holds."""
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+        base = stamp + "-" + commit[:12]
         candidate, n = base, 1
         while self.layout.release(name, candidate).exists():
             n += 1

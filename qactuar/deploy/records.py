@@ -40,7 +40,7 @@ server_log = logging.getLogger("qt_server")
 RECORDS_NAME = ".qactuar-deployments.json"
 STAGING_NAME = ".qactuar-staging"
 RECORDS_VERSION = 1
-RELEASE_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7,12}(?:-[0-9]{1,4})?")
+RELEASE_RE = re.compile(r"[0-9]{8}T[0-9]{6}(?:\.[0-9]{6})?Z-[0-9a-f]{7,12}(?:-[0-9]{1,4})?")
 
 
 @dataclass(frozen=True, slots=True)
