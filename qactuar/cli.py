@@ -237,6 +237,13 @@ def _scale_command(parser: argparse.ArgumentParser) -> Handler:
     return admin_cli.show("scale", "n", waits=True)
 
 
+def _kill_command(parser: argparse.ArgumentParser) -> Handler:
+    """Stop one worker or connection child gracefully; its generation replaces it."""
+    parser.add_argument("pid", type=int, metavar="PID", help="a pid from `qactuar processes`")
+    _admin_flags(parser)
+    return admin_cli.show("kill", "pid", waits=True)
+
+
 def _config_command(parser: argparse.ArgumentParser) -> Handler:
     """Show the running server's effective configuration (secrets redacted)."""
     _admin_flags(parser)
@@ -298,6 +305,7 @@ COMMANDS: Mapping[str, Callable[[argparse.ArgumentParser], Handler]] = {
     "logs": _logs_command,
     "reload": _reload_command,
     "scale": _scale_command,
+    "kill": _kill_command,
     "config": _config_command,
     "set": _set_command,
     "deploy": _deploy_command,

@@ -258,6 +258,10 @@ class Backend(Protocol):
 
     async def scale(self, workers: int) -> None: ...
 
+    async def kill(self, pid: int) -> None:
+        """Stop one worker or connection child; its generation replaces it."""
+        ...
+
     async def deploy(self, request: DeployRequest) -> Deployment:
         """Deploy and wait until it is live; ``AdminError`` with the reason when it is not."""
         ...
@@ -340,6 +344,9 @@ class AdminBackend:
 
     async def scale(self, workers: int) -> None:
         await self._request("scale", n=workers)
+
+    async def kill(self, pid: int) -> None:
+        await self._request("kill", pid=pid)
 
     async def deploy(self, request: DeployRequest) -> Deployment:
         data = await self._request("deploy", **request.args())

@@ -62,6 +62,10 @@ class AdminBackend(Protocol):
         """Run ``n`` workers (prefork); BackendError in a mode that has no worker pool."""
         ...
 
+    async def kill(self, pid: int) -> dict[str, Any]:
+        """Stop one serving process gracefully (its supervisor replaces it); BackendError for other pids."""
+        ...
+
     async def set_setting(self, key: str, value: object) -> dict[str, Any]:
         """Apply a validated runtime setting (see ``commands.SETTABLE``)."""
         ...

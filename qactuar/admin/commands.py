@@ -140,6 +140,10 @@ async def _scale(ctx: Context, args: dict[str, Any]) -> Any:
     return await ctx.backend.scale(args["n"])
 
 
+async def _kill(ctx: Context, args: dict[str, Any]) -> Any:
+    return await ctx.backend.kill(args["pid"])
+
+
 async def _set(ctx: Context, args: dict[str, Any]) -> Any:
     key = args["key"].upper()
     if key not in SETTABLE:
@@ -202,6 +206,7 @@ COMMANDS: Mapping[str, Command] = {
     "config": Command(_config),
     "reload": Command(_reload, mutating=True),
     "scale": Command(_scale, (Param("n", (int,), check=between(1, MAX_WORKERS)),), mutating=True),
+    "kill": Command(_kill, (Param("pid", (int,), check=between(1, 2**31 - 1)),), mutating=True),
     "set": Command(_set, (Param("key", (str,)), Param("value", (str, int))), mutating=True),
     "deployments": Command(_deployments),
     "deploy": Command(

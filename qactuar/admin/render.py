@@ -243,5 +243,6 @@ RENDERERS: Mapping[str, Callable[[Any], str]] = {
     "logs": render_logs,
     "reload": render_result,
     "scale": render_result,
+    "kill": render_result,
     "set": render_result,
 }

@@ -25,10 +25,10 @@ Every rejection is a ``Rejected`` event carrying a status; the caller writes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import cast
 
 import h11
 
@@ -149,17 +149,38 @@ def _transfer_coding_status(head: bytes) -> tuple[int, str] | None:
 class HTTPDriver:
     """One server-side HTTP/1.1 connection, without I/O."""
 
-    __slots__ = ("_body_received", "_conn", "_head_chunks", "_in_head", "limits")
+    __slots__ = (
+        "_body_received",
+        "_conn",
+        "_continue_pending",
+        "_framing",
+        "_head_chunks",
+        "_head_only",
+        "_http10",
+        "_in_head",
+        "_keep_alive",
+        "_remaining",
+        "_request_keep_alive",
+        "_response_done",
+        "limits",
+    )
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self._conn = h11.Connection(
-            h11.SERVER,
-            max_incomplete_event_size=limits.max_request_line + limits.max_header_bytes,
-        )
+        self._conn = self._new_connection()
         self._head_chunks: list[bytes] = []
         self._in_head = True
         self._body_received = 0
+        # the current request, as far as the response needs to know
+        self._request_keep_alive = True
+        self._http10 = False
+        self._head_only = False
+        self._continue_pending = False
+        # the current response
+        self._framing: object = _NO_BODY
+        self._remaining = 0
+        self._keep_alive = False
+        self._response_done = False
 
     # -- input ---------------------------------------------------------------------------
 
@@ -188,6 +209,7 @@ class HTTPDriver:
             return self._rejection(exc)
         kind = type(event)
         if kind is h11.Data:
+            self._continue_pending = False  # the client sent the body without waiting for 100
             data = bytes(event.data)  # type: ignore[union-attr]
             limit = self.limits.max_body_bytes
             if limit:
@@ -258,7 +280,7 @@ class HTTPDriver:
         host: bytes | None = None
         request_id: bytes | None = None
         upgrade: bytes | None = None
-        connection_upgrade = False
+        connection_upgrade = connection_close = False
         for name, value in headers:
             if name == b"content-length":
                 has_cl = True
@@ -273,8 +295,10 @@ class HTTPDriver:
                 request_id = value
             elif name == b"upgrade":
                 upgrade = value.strip().lower()
-            elif name == b"connection" and b"upgrade" in value.lower():
-                connection_upgrade = any(t.strip() == b"upgrade" for t in value.lower().split(b","))
+            elif name == b"connection":
+                tokens = [t.strip() for t in value.lower().split(b",")]
+                connection_upgrade = connection_upgrade or b"upgrade" in tokens
+                connection_close = connection_close or b"close" in tokens
         if has_te:
             if has_cl:
                 return Rejected(400, "both Content-Length and Transfer-Encoding")
@@ -289,6 +313,10 @@ class HTTPDriver:
         if limits.max_body_bytes and content_length > limits.max_body_bytes:
             return Rejected(413, "request body larger than the limit")
         self._body_received = 0
+        self._http10 = version == b"1.0"
+        self._request_keep_alive = not (self._http10 or connection_close)
+        self._head_only = method == b"HEAD"
+        self._continue_pending = expect_continue and not self._http10
         return RequestHead(
             method=method,
             target=target,
@@ -301,50 +329,151 @@ class HTTPDriver:
         )
 
     # -- output --------------------------------------------------------------------------
+    #
+    # h11 parses requests; responses are written here.  Serialising a response through h11
+    # costs about as much as parsing the request (each head is validated twice and walks
+    # the state machine), so the driver frames responses itself by the same rules
+    # (RFC 9112 6): no body for HEAD, 204 and 304; Content-Length when the app gives one
+    # (more or fewer bytes than declared is an error); otherwise chunked for HTTP/1.1 and
+    # close-delimited for HTTP/1.0.  Each request gets a fresh h11 connection for its head
+    # (``next_cycle``), so h11 never needs to see the response.
 
     def send_continue(self) -> bytes:
-        return self._conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+        self._continue_pending = False
+        return b"HTTP/1.1 100 Continue\r\n\r\n"
 
     def send_response(self, status: int, headers: Headers) -> bytes:
-        """Serialise the status line and headers (raises h11.LocalProtocolError on bad input)."""
-        reason = _PHRASES.get(status, b"")
-        return self._conn.send(h11.Response(status_code=status, headers=headers, reason=reason))
+        """Serialise the status line and headers (h11.LocalProtocolError on an invalid field)."""
+        length: bytes | None = None
+        chunked = close = False
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, _PHRASES.get(status, b""))]
+        for name, value in headers:
+            _check_field(name, value)
+            lname = name.lower()
+            if lname == b"content-length":
+                if (length is not None and value != length) or not value.isdigit():
+                    raise h11.LocalProtocolError(f"bad Content-Length {value!r}")
+                length = value
+            elif lname == b"transfer-encoding":
+                if value.lower() != b"chunked":
+                    raise h11.LocalProtocolError("only Transfer-Encoding: chunked is supported")
+                chunked = True
+                if self._http10:
+                    continue  # an HTTP/1.0 client cannot read chunks: close-delimit instead
+            elif lname == b"connection" and b"close" in value.lower():
+                close = True
+            lines.append(name + b": " + value + b"\r\n")
+        self._continue_pending = False
+        keep_alive = self._request_keep_alive and not close
+        if self._head_only or status in (204, 304):
+            self._framing = _NO_BODY
+            if self._head_only and length is None and not chunked:
+                lines.append(b"transfer-encoding: chunked\r\n")  # what the GET response would say
+        elif chunked and length is None and not self._http10:
+            self._framing = _CHUNKED
+        elif length is not None and not chunked:
+            self._framing = _LENGTH
+            self._remaining = int(length)
+        elif self._http10 or chunked:
+            self._framing = _UNTIL_CLOSE
+            keep_alive = False
+        else:
+            self._framing = _CHUNKED
+            lines.append(b"transfer-encoding: chunked\r\n")
+        if not keep_alive and not close:
+            lines.append(b"connection: close\r\n")
+        self._keep_alive = keep_alive
+        lines.append(b"\r\n")
+        return b"".join(lines)
 
     def send_data(self, data: bytes) -> bytes:
-        return self._conn.send(h11.Data(data=data))
+        framing = self._framing
+        if framing is _LENGTH:
+            if len(data) > self._remaining:
+                raise h11.LocalProtocolError("Too much data for declared Content-Length")
+            self._remaining -= len(data)
+            return data
+        if framing is _CHUNKED:
+            return b"%x\r\n%s\r\n" % (len(data), data) if data else b""
+        return data if framing is _UNTIL_CLOSE else b""
 
     def send_file(self, body: FileRange) -> list[bytes | FileRange]:
         """Framing around ``body``: byte strings to write, and ``body`` itself where its bytes go."""
-        pieces = self._conn.send_with_data_passthrough(h11.Data(data=cast(bytes, body)))
-        return cast(list[bytes | FileRange], pieces)
+        framing = self._framing
+        if framing is _LENGTH:
+            if body.count > self._remaining:
+                raise h11.LocalProtocolError("Too much data for declared Content-Length")
+            self._remaining -= body.count
+            return [body]
+        if framing is _CHUNKED:
+            return [b"%x\r\n" % body.count, body, b"\r\n"] if body.count else []
+        return [body] if framing is _UNTIL_CLOSE else []
 
     def send_end(self, trailers: Headers | None = None) -> bytes:
-        """End the response; ``trailers`` need chunked framing (h11 raises LocalProtocolError otherwise)."""
-        return self._conn.send(h11.EndOfMessage(headers=trailers or []))
+        """End the response; trailer fields need chunked framing (h11.LocalProtocolError otherwise)."""
+        framing = self._framing
+        self._response_done = True
+        if framing is _LENGTH and self._remaining:
+            self._keep_alive = False
+            raise h11.LocalProtocolError("Too little data for declared Content-Length")
+        if framing is _CHUNKED:
+            fields = b""
+            for name, value in trailers or ():
+                _check_field(name, value)
+                fields += name + b": " + value + b"\r\n"
+            return b"0\r\n" + fields + b"\r\n"
+        if trailers:
+            raise h11.LocalProtocolError("trailer fields need a chunked response")
+        return b""
 
     @property
     def waiting_for_continue(self) -> bool:
-        return self._conn.they_are_waiting_for_100_continue
+        return self._continue_pending and self._conn.their_state is h11.SEND_BODY
 
     @property
     def request_complete(self) -> bool:
-        return self._conn.their_state is h11.DONE
+        return self._conn.their_state in (h11.DONE, h11.MUST_CLOSE)
 
     @property
     def can_keep_alive(self) -> bool:
         """The response is complete and both sides agree to another request."""
-        conn = self._conn
-        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+        return self._response_done and self._keep_alive and self._conn.their_state is h11.DONE
 
     def take_trailing_data(self) -> bytes:
         """Bytes received after the current request (for a protocol switch such as WebSocket)."""
         return bytes(self._conn.trailing_data[0])
 
     def next_cycle(self) -> None:
-        self._conn.start_next_cycle()
+        """A fresh h11 connection for the next request, fed what already arrived of it."""
+        pending, closed = self._conn.trailing_data
+        self._conn = self._new_connection()
+        self._response_done = False
         self._in_head = True
-        pending = self._conn.trailing_data[0]
-        self._head_chunks = [pending] if pending else []
+        self._head_chunks = []
+        if pending:
+            self._head_chunks.append(bytes(pending))
+            self._conn.receive_data(bytes(pending))
+        if closed:
+            self._conn.receive_data(b"")
+
+    def _new_connection(self) -> h11.Connection:
+        limits = self.limits
+        return h11.Connection(
+            h11.SERVER, max_incomplete_event_size=limits.max_request_line + limits.max_header_bytes
+        )
+
+
+_NO_BODY, _LENGTH, _CHUNKED, _UNTIL_CLOSE = (object() for _ in range(4))
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
+
+
+def _check_field(name: bytes, value: bytes) -> None:
+    """A response field the app gave must not smuggle a line break or an invalid name onto the wire."""
+    if not _TOKEN.fullmatch(name):
+        raise h11.LocalProtocolError(f"Illegal header name {name!r}")
+    if _BAD_VALUE.search(value):
+        raise h11.LocalProtocolError(f"Illegal header value {value!r}")
 
 
 def _valid_host(host: bytes) -> bool:

@@ -49,6 +49,7 @@ class Host(Protocol):
     def generation_status(self) -> dict[str, Any]: ...
     async def reload(self) -> bool: ...
     def scale(self, workers: int) -> None: ...
+    def retire_process(self, pid: int) -> None: ...
 
 
 class HostBackend:
@@ -119,6 +120,12 @@ class HostBackend:
             raise BackendError("scale needs at least 1 worker")
         self.host.scale(n)
         return {"workers": n}
+
+    async def kill(self, pid: int) -> dict[str, Any]:
+        if pid not in self.host.serving_pids() or pid == os.getpid():
+            raise BackendError(f"pid {pid} is not a worker or connection child of this server")
+        self.host.retire_process(pid)
+        return {"pid": pid, "signal": "SIGTERM"}
 
     async def set_setting(self, key: str, value: object) -> dict[str, Any]:
         if key == "WORKERS":

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from qactuar.admin.backend import BackendError
 from qactuar.admin.server import AdminServer
 from qactuar.apps.loader import add_app_dir
 from qactuar.apps.router import Mount
@@ -207,6 +208,9 @@ class AsyncHost:
 
     def scale(self, workers: int) -> None:
         server_log.warning("Scaling applies to prefork mode only")
+
+    def retire_process(self, pid: int) -> None:
+        raise BackendError("async mode is one process: there is no worker to stop")
 
     # -- deployed apps (what qactuar.deploy.deployer.DeployHost asks of this process) ------------
 

@@ -196,6 +196,11 @@ class Master:
     def serving_pids(self) -> list[int]:
         return [pid for generation in self.generations.values() for pid in generation.workers]
 
+    def retire_process(self, pid: int) -> None:
+        """Admin ``kill``: SIGTERM drains the process; its generation starts a replacement."""
+        server_log.info("Stopping serving process %d (admin request)", pid)
+        kill_quietly(pid, signal.SIGTERM)
+
     def app_rows(self) -> list[dict[str, Any]]:
         return self.current.apps if self.current is not None else []
 

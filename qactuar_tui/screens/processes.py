@@ -4,10 +4,9 @@ One row per process the master reports -- the master, each generation, its worke
 per-connection children (postfork) -- with pid, role, generation, state, CPU%, RSS, requests, in flight,
 connections and age, redrawn each second.  ``s`` sorts by the next column and ``S`` reverses (a header
 click does the same).  ``+``/``-`` add or remove a worker, ``w`` sets the number, ``r`` reloads (a new
-generation of the same app table); each asks first.
-
-There is no "kill this worker" action: the admin protocol has no such command, and the console only ever
-acts through the admin socket (it may not even run on the server's host).
+generation of the same app table), ``k`` stops the selected worker or connection child (its generation
+replaces it); each asks first.  Everything goes through the admin socket: the console may not even run
+on the server's host, so it never signals a pid itself.
 """
 
 from __future__ import annotations
@@ -72,6 +71,7 @@ class ProcessesScreen(ConsoleScreen):
         Binding("minus", "scale_by(-1)", "Worker", key_display="-"),
         Binding("w", "scale_to", "Workers…"),
         Binding("r", "reload", "Reload"),
+        Binding("k", "kill", "Stop process"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -137,6 +137,28 @@ class ProcessesScreen(ConsoleScreen):
     def _scale(self, workers: int) -> None:
         backend = self.qactuar.backend
         self.qactuar.run_command("Scale", lambda: backend.scale(workers), f"Scaling to {workers} workers.")
+
+    def action_kill(self) -> None:
+        """Stop the selected worker or connection child gracefully, after confirmation."""
+        selected = self.query_one(LiveTable).selected
+        snapshot = self.qactuar.state.snapshot
+        rows = {str(p.pid): p for p in snapshot.processes} if snapshot is not None else {}
+        process = rows.get(selected or "")
+        if process is None or process.role not in ("worker", "child"):
+            self.notify("Select a worker or a connection child to stop.", severity="warning")
+            return
+        question = Content(
+            f"Stop {process.role} {process.pid}? It finishes its in-flight requests and its generation "
+            "starts a replacement."
+        )
+        backend = self.qactuar.backend
+        pid = process.pid
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.qactuar.run_command("Stop", lambda: backend.kill(pid), f"Stopping process {pid}.")
+
+        self.app.push_screen(ConfirmDialog(question, "Stop"), answered)
 
     def action_reload(self) -> None:
         """Start a new generation of the same apps, after confirmation."""

@@ -95,6 +95,10 @@ class FakeBackend:
             await self.reload_gate.wait()
         return {"generation": 3}
 
+    async def kill(self, pid: int) -> dict[str, Any]:
+        self.calls.append(("kill", pid))
+        return {"pid": pid, "signal": "SIGTERM"}
+
     async def scale(self, n: int) -> dict[str, Any]:
         self.calls.append(("scale", n))
         if n == 13:

@@ -17,7 +17,7 @@ import pytest
 from modes import SERVING_MODES, mode_settings
 from server_process import ServerProcess, wait_until
 
-from qactuar.admin.client import SyncAdminClient, locate
+from qactuar.admin.client import AdminError, SyncAdminClient, locate
 from qactuar.config import load_config
 
 StartServer = Callable[..., ServerProcess]
@@ -196,3 +196,39 @@ def test_cli_against_live_server(start_server: StartServer) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "/a" in result.stdout and "procs:pid" in result.stdout
+
+
+def test_kill_stops_one_worker_which_is_replaced(start_server: StartServer) -> None:
+    srv = start(start_server, "prefork", workers=2)
+    assert wait_until(lambda: len(serving_pids(srv)) == 3, 5)
+    generation = psutil.Process(srv.pid).children()[0].pid
+    before = serving_pids(srv) - {generation}
+    victim = min(before)
+    with admin(srv) as client:
+        with pytest.raises(AdminError, match="not a worker"):
+            client.request("kill", pid=srv.pid)
+        with pytest.raises(AdminError, match="not a worker"):
+            client.request("kill", pid=generation)
+        assert client.request("kill", pid=victim) == {"pid": victim, "signal": "SIGTERM"}
+    assert wait_until(
+        lambda: victim not in serving_pids(srv) and len(serving_pids(srv) - {generation}) == 2, 10
+    )
+    assert httpx.get(srv.url + "/a", timeout=5).status_code == 200
+
+
+def test_gather_proc_stats_reports_cpu_and_rss(start_server: StartServer) -> None:
+    srv = start(start_server, "prefork", workers=2, gather_proc_stats=True)
+    httpx.get(srv.url + "/a", timeout=5)
+    with admin(srv) as client:
+
+        def measured() -> bool:
+            rows = client.request("processes")
+            return len(rows) == 4 and all(row["rss_bytes"] and row["rss_bytes"] > 1_000_000 for row in rows)
+
+        assert wait_until(measured, 5, interval=0.3)
+        rows = {row["pid"]: row for row in client.request("processes")}
+    assert (
+        rows[srv.pid]["rss_bytes"] == psutil.Process(srv.pid).memory_info().rss
+        or rows[srv.pid]["rss_bytes"] > 0
+    )
+    assert all(row["cpu_percent"] is not None for row in rows.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h11
 import pytest
 
 from qactuar.http.driver import (
@@ -154,3 +155,79 @@ def test_error_response_is_minimal_and_closes() -> None:
     assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
     assert b"connection: close" in head
     assert int(head.split(b"content-length: ")[1].split(b"\r\n")[0]) == len(body)
+
+
+def started(raw: bytes) -> HTTPDriver:
+    driver = HTTPDriver(Limits())
+    driver.receive_data(raw)
+    events_until_blocked(driver)
+    return driver
+
+
+def test_response_framing_chunked_when_length_unknown() -> None:
+    driver = started(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = driver.send_response(200, [(b"content-type", b"text/plain")])
+    assert head == b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n"
+    assert driver.send_data(b"hello") == b"5\r\nhello\r\n"
+    assert driver.send_data(b"") == b""
+    assert driver.send_end([(b"x-checksum", b"abc")]) == b"0\r\nx-checksum: abc\r\n\r\n"
+    assert driver.can_keep_alive
+
+
+def test_response_framing_http10_is_close_delimited() -> None:
+    driver = started(b"GET / HTTP/1.0\r\n\r\n")
+    head = driver.send_response(200, [])
+    assert head == b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n"
+    assert driver.send_data(b"raw") == b"raw"
+    assert driver.send_end() == b""
+    assert not driver.can_keep_alive
+
+
+def test_response_head_request_keeps_headers_drops_body() -> None:
+    driver = started(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert driver.send_response(200, [(b"content-length", b"13")]).endswith(b"content-length: 13\r\n\r\n")
+    assert driver.send_data(b"Hello, world!") == b""
+    assert driver.send_end() == b""
+    assert driver.can_keep_alive
+
+
+def test_response_content_length_is_enforced() -> None:
+    driver = started(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    driver.send_response(200, [(b"content-length", b"3")])
+    with pytest.raises(h11.LocalProtocolError, match="Too much data"):
+        driver.send_data(b"four")
+    driver = started(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    driver.send_response(200, [(b"content-length", b"3")])
+    driver.send_data(b"ab")
+    with pytest.raises(h11.LocalProtocolError, match="Too little data"):
+        driver.send_end()
+    assert not driver.can_keep_alive
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        (b"x-evil", b"a\r\nset-cookie: x=1"),
+        (b"x-evil", b"a\nb"),
+        (b"x-evil", b"a\x00b"),
+        (b"bad name", b"v"),
+        (b"x-a:", b"v"),
+        (b"x-pad", b" leading"),
+    ],
+)
+def test_response_fields_cannot_inject(field: tuple[bytes, bytes]) -> None:
+    driver = started(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    with pytest.raises(h11.LocalProtocolError):
+        driver.send_response(200, [field])
+
+
+def test_connection_close_from_app_or_client_ends_keep_alive() -> None:
+    driver = started(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = driver.send_response(200, [(b"connection", b"close"), (b"content-length", b"0")])
+    assert head.count(b"connection: close") == 1
+    driver.send_end()
+    assert not driver.can_keep_alive
+    driver = started(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert b"connection: close" in driver.send_response(204, [])
+    driver.send_end()
+    assert not driver.can_keep_alive and driver.request_complete

@@ -377,3 +377,10 @@ def test_client_not_reading_does_not_stop_others(server: ServerProcess) -> None:
         sock.sendall(b"GET /stream?n=20000 HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(0.2)
         assert_still_serving(server)
+
+
+def test_every_app_failed_exits_non_zero_in_async_mode(start_server: object) -> None:
+    srv = start_server({"/": "broken:app"}, expect_listening=False)  # type: ignore[operator]
+    assert srv.wait(20) != 0
+    assert "this app is broken at import time" in srv.output()
+    assert "nothing to serve" in srv.output().lower()

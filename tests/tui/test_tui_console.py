@@ -107,6 +107,23 @@ async def test_reload_and_scale_ask_first() -> None:
         await settle(pilot, lambda: fake_of(app).calls[-1] == ("scale", 12))
 
 
+async def test_stopping_a_worker_asks_first_and_only_for_workers() -> None:
+    app = snapshot_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("2")
+        select(app, "4188")  # the generation: not something to stop from here
+        await pilot.press("k")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmDialog)
+        select(app, "4191")
+        await pilot.press("k", "n")
+        await pilot.pause()
+        assert fake_of(app).calls == []
+        await pilot.press("k", "y")
+        await settle(pilot, lambda: fake_of(app).calls == [("kill", 4191)])
+
+
 async def test_deploy_dialog_sends_the_form_and_shows_it_live() -> None:
     app = snapshot_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -253,6 +253,9 @@ class FakeBackend:
     async def scale(self, workers: int) -> None:
         self.calls.append(("scale", workers))
 
+    async def kill(self, pid: int) -> None:
+        self.calls.append(("kill", pid))
+
     async def deploy(self, request: DeployRequest) -> Deployment:
         self.calls.append(("deploy", request))
         name = request.name or "app"
