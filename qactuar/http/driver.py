@@ -443,8 +443,11 @@ class HTTPDriver:
         """Bytes received after the current request (for a protocol switch such as WebSocket)."""
         return bytes(self._conn.trailing_data[0])
 
-    def next_cycle(self) -> None:
-        """A fresh h11 connection for the next request, fed what already arrived of it."""
+    def next_cycle(self) -> bool:
+        """A fresh h11 connection for the next request, fed what already arrived of it.
+
+        Returns whether anything arrived (bytes or the end of input) that needs processing.
+        """
         pending, closed = self._conn.trailing_data
         self._conn = self._new_connection()
         self._response_done = False
@@ -455,6 +458,7 @@ class HTTPDriver:
             self._conn.receive_data(bytes(pending))
         if closed:
             self._conn.receive_data(b"")
+        return bool(pending) or closed
 
     def _new_connection(self) -> h11.Connection:
         limits = self.limits

@@ -406,14 +406,15 @@ class HTTPProtocol(asyncio.Protocol):
             else:
                 self._linger_close()
             return
-        driver.next_cycle()
+        pending = driver.next_cycle()
         if driver.head_started:
             self._set_deadline(HEAD, self.server.request_timeout)
         else:
             self._set_deadline(IDLE, self.server.keepalive_timeout)
         if self._read_paused:
             self._resume_reading()
-        self._process()
+        if pending:
+            self._process()
 
     def cycle_finished(self, cycle: RequestCycle) -> None:
         self.server.active_requests -= 1
