@@ -13,6 +13,7 @@ returns its handler.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -350,3 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"qactuar: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`qactuar logs | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

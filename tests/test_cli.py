@@ -310,3 +310,26 @@ def test_serve_hands_over_a_reloader_that_rereads_the_file(served: Served, tmp_p
     fresh = reload_config()
     assert fresh.PORT == 8200 and fresh.WORKERS == 3  # the file is re-read, the command line still applies
     assert fresh.APPS == {"/": "hello:app", "/x": "x:app"}
+
+
+def test_closed_stdout_is_a_quiet_exit(tmp_path: Path) -> None:
+    """`qactuar ... | head`: the reader leaves early; no traceback, exit status 141 like Unix tools."""
+    script = (
+        "import sys\n"
+        "from qactuar import cli\n"
+        "def chatty(args):\n"
+        "    for n in range(200000):\n"
+        "        print('line', n)\n"
+        "    return 0\n"
+        "cli.COMMANDS['status'] = lambda parser: chatty\n"
+        "sys.exit(cli.main(['status']))\n"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
+    )
+    assert writer.stdout is not None and writer.stderr is not None
+    assert writer.stdout.readline().startswith(b"line 0")
+    writer.stdout.close()
+    assert writer.wait(30) == 141
+    with writer.stderr:
+        assert b"Traceback" not in writer.stderr.read()
