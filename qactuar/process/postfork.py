@@ -122,7 +122,7 @@ class Acceptor:
             finally:
                 os._exit(code)
         conn.close()
-        self.slots.claim(slot, pid)
+        self.slots.set_pid(slot, pid)
         self.children[pid] = Child(pid=pid, slot=slot, started=time.monotonic())
 
     def reap(self) -> None:

@@ -192,6 +192,8 @@ class WorkerPool:
             return
         jitter = self.config.MAX_REQUESTS_JITTER
         max_requests = self.config.MAX_REQUESTS + (random.randint(0, jitter) if jitter else 0)
+        # Claimed before the fork: a fast child may mark itself READY before the parent runs again.
+        self.slots.claim(slot, 0)
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -199,7 +201,7 @@ class WorkerPool:
                 code = run_worker(self, slot, max_requests)
             finally:
                 os._exit(code)
-        self.slots.claim(slot, pid)
+        self.slots.set_pid(slot, pid)
         self.state.workers[pid] = Child(pid=pid, slot=slot, started=time.monotonic())
         self.channel.send("gen", {"event": "worker_started", "pid": pid})
 

@@ -32,6 +32,10 @@ class SlotTable:
     def claim(self, index: int, pid: int) -> None:
         _SLOT.pack_into(self._mem, index * _SLOT.size, pid, SlotState.BOOTING, time.monotonic())
 
+    def set_pid(self, index: int, pid: int) -> None:
+        """Record the pid of a claimed slot without touching the state the child may have set already."""
+        struct.pack_into("q", self._mem, index * _SLOT.size, pid)
+
     def release(self, index: int) -> None:
         _SLOT.pack_into(self._mem, index * _SLOT.size, 0, SlotState.FREE, 0.0)
 
