@@ -101,12 +101,61 @@ class Server:
         return escape_log_text(path)
 
     def log_response(self, conn: HTTPProtocol, cycle: RequestCycle) -> None:
+        scope = cycle.scope
+        self.record_request(
+            scope,
+            method=scope["method"],
+            version=scope["http_version"],
+            route=cycle.route,
+            status=cycle.status,
+            nbytes=cycle.bytes_sent,
+            elapsed=conn.loop.time() - cycle.started_at,
+            request_id=cycle.request_id.decode("ascii", "replace"),
+        )
+
+    def record_request(
+        self,
+        scope: Scope,
+        *,
+        method: str,
+        version: str,
+        route: str,
+        status: int,
+        nbytes: int,
+        elapsed: float,
+        request_id: str,
+    ) -> None:
+        """Count one finished request (HTTP or WebSocket) and write its access line."""
         self.requests_served += 1
-        elapsed = conn.loop.time() - cycle.started_at
         if self.on_response is not None:
-            self.on_response(cycle.route, cycle.status, cycle.bytes_sent, elapsed)
-        if access_log.isEnabledFor(logging.INFO):
-            self._access(conn, cycle, elapsed)
+            self.on_response(route, status, nbytes, elapsed)
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        path = self.log_path(scope)
+        client = scope["client"]  # as trusted proxies describe it
+        access_log.info(
+            '%s - "%s %s HTTP/%s" %d %dB %.2fms %s',
+            f"{client[0]}:{client[1]}" if client else "-",
+            method,
+            path,
+            version,
+            status,
+            nbytes,
+            elapsed * 1000.0,
+            request_id,
+            extra={
+                "host": client[0] if client else "-",
+                "port": client[1] if client else 0,
+                "request_id": request_id,
+                "route": route,
+                "method": method,
+                "http_version": version,
+                "path": path,
+                "status": status,
+                "bytes": nbytes,
+                "duration_ms": round(elapsed * 1000.0, 3),
+            },
+        )
 
     def log_rejection(self, conn: HTTPProtocol, status: int, cycle: RequestCycle | None) -> None:
         """A request the server refused itself (malformed, over a limit, timed out)."""
@@ -123,37 +172,6 @@ class Server:
                 status,
                 extra={"request_id": "-", "method": "-", "path": "-", "status": status},
             )
-
-    def _access(self, conn: HTTPProtocol, cycle: RequestCycle, elapsed: float) -> None:
-        scope = cycle.scope
-        method = scope["method"]
-        path = self.log_path(scope)
-        version = scope["http_version"]
-        request_id = cycle.request_id.decode("ascii", "replace")
-        client = scope["client"]  # as trusted proxies describe it
-        access_log.info(
-            '%s - "%s %s HTTP/%s" %d %dB %.2fms %s',
-            f"{client[0]}:{client[1]}" if client else "-",
-            method,
-            path,
-            version,
-            cycle.status,
-            cycle.bytes_sent,
-            elapsed * 1000.0,
-            request_id,
-            extra={
-                "host": client[0] if client else "-",
-                "port": client[1] if client else 0,
-                "request_id": request_id,
-                "route": cycle.route,
-                "method": method,
-                "http_version": version,
-                "path": path,
-                "status": cycle.status,
-                "bytes": cycle.bytes_sent,
-                "duration_ms": round(elapsed * 1000.0, 3),
-            },
-        )
 
     # -- lifecycle -----------------------------------------------------------------------
 

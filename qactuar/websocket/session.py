@@ -414,33 +414,13 @@ def _log_session(
     request_id: str,
 ) -> None:
     """Count one finished WebSocket request and write its access line (the HTTP line's format)."""
-    server = conn.server
-    server.requests_served += 1
-    if server.on_response is not None:
-        server.on_response(route, status, nbytes, elapsed)
-    if not access_log.isEnabledFor(logging.INFO):
-        return
-    client = conn.client
-    path = server.log_path(scope)
-    access_log.info(
-        '%s - "%s %s HTTP/%s" %d %dB %.2fms %s',
-        f"{client[0]}:{client[1]}" if client else "-",
-        method,
-        path,
-        "1.1",
-        status,
-        nbytes,
-        elapsed * 1000.0,
-        request_id,
-        extra={
-            "host": client[0] if client else "-",
-            "port": client[1] if client else 0,
-            "request_id": request_id,
-            "method": method,
-            "http_version": "1.1",
-            "path": path,
-            "status": status,
-            "bytes": nbytes,
-            "duration_ms": round(elapsed * 1000.0, 3),
-        },
+    conn.server.record_request(
+        scope,
+        method=method,
+        version="1.1",
+        route=route,
+        status=status,
+        nbytes=nbytes,
+        elapsed=elapsed,
+        request_id=request_id,
     )
