@@ -19,6 +19,8 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_APPS = Path(__file__).resolve().parent / "testapps"
 LISTEN_RE = re.compile(r"Listening on (https?)://(\[[^\]]+\]|[^\s:]+):(\d+)")
@@ -42,6 +44,31 @@ def write_config(path: Path, settings: dict[str, Any], apps: dict[str, str]) -> 
     lines.extend(f"{json.dumps(route)} = {json.dumps(spec)}" for route, spec in apps.items())
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def live_descendants(pid: int, depth: int | None = None) -> list[psutil.Process]:
+    """Descendants of ``pid`` that are not zombies: ``depth`` 1 = children, 2 = grandchildren,
+    None = all.  A process that exits while it is being listed is skipped, not an error."""
+    level = [psutil.Process(pid)]
+    found: list[psutil.Process] = []
+    while level and depth != 0:
+        below: list[psutil.Process] = []
+        for process in level:
+            try:
+                below.extend(process.children())
+            except psutil.NoSuchProcess:
+                continue
+        level = []
+        for child in below:
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    level.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        depth = None if depth is None else depth - 1
+        if depth is None or depth == 0:
+            found.extend(level)
+    return found
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> bool:

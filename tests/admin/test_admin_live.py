@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 from modes import SERVING_MODES, mode_settings
-from server_process import ServerProcess, wait_until
+from server_process import ServerProcess, live_descendants, wait_until
 
 from qactuar.admin.client import AdminError, SyncAdminClient, locate
 from qactuar.config import load_config
@@ -35,14 +35,7 @@ def start(start_server: StartServer, mode_name: str, **settings: Any) -> ServerP
 
 
 def serving_pids(server: ServerProcess) -> set[int]:
-    found: set[int] = set()
-    for child in psutil.Process(server.pid).children(recursive=True):
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE:
-                found.add(child.pid)
-        except psutil.NoSuchProcess:
-            continue
-    return found
+    return {process.pid for process in live_descendants(server.pid)}
 
 
 @pytest.mark.parametrize("mode", SERVING_MODES)

@@ -8,26 +8,14 @@ from collections.abc import Callable
 
 import httpx
 import psutil
-from server_process import ServerProcess, wait_until
+from server_process import ServerProcess, live_descendants, wait_until
 
 StartServer = Callable[..., ServerProcess]
 
 
 def connection_children(server: ServerProcess) -> list[psutil.Process]:
-    """Live (not zombie) connection children; processes that exit meanwhile are skipped."""
-    found = []
-    for generation in psutil.Process(server.pid).children():
-        try:
-            children = generation.children()
-        except psutil.NoSuchProcess:
-            continue
-        for child in children:
-            try:
-                if child.status() != psutil.STATUS_ZOMBIE:
-                    found.append(child)
-            except psutil.NoSuchProcess:
-                continue
-    return found
+    """Live grandchildren of the master: the connection children."""
+    return live_descendants(server.pid, depth=2)
 
 
 def test_each_connection_gets_its_own_process(start_server: StartServer) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import httpx
 import psutil
-from server_process import ServerProcess, wait_until
+from server_process import ServerProcess, live_descendants, wait_until
 
 StartServer = Callable[..., ServerProcess]
 
@@ -21,20 +21,8 @@ def generation_of(server: ServerProcess) -> psutil.Process:
 
 
 def worker_pids(server: ServerProcess) -> set[int]:
-    """Live (not zombie) grandchildren of the master; processes that exit meanwhile are skipped."""
-    found: set[int] = set()
-    for generation in psutil.Process(server.pid).children():
-        try:
-            children = generation.children()
-        except psutil.NoSuchProcess:
-            continue
-        for child in children:
-            try:
-                if child.status() != psutil.STATUS_ZOMBIE:
-                    found.add(child.pid)
-            except psutil.NoSuchProcess:
-                continue
-    return found
+    """Live grandchildren of the master: the workers."""
+    return {process.pid for process in live_descendants(server.pid, depth=2)}
 
 
 def fetch_pid(server: ServerProcess, path: str = "/pid", client: httpx.Client | None = None) -> int:

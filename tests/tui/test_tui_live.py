@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
-from server_process import ServerProcess
+from server_process import ServerProcess, live_descendants
 from textual.pilot import Pilot
 from textual.widgets import RichLog, Sparkline, TextArea
 from tui_snapshot_app import settle
@@ -69,8 +68,7 @@ def select(app: QactuarApp, key: str) -> None:
 
 
 def serving_pids(server: ServerProcess) -> set[int]:
-    children = psutil.Process(server.pid).children(recursive=True)
-    return {child.pid for child in children if child.status() != psutil.STATUS_ZOMBIE}
+    return {process.pid for process in live_descendants(server.pid)}
 
 
 def git(*args: str, cwd: Path) -> None:
