@@ -23,6 +23,7 @@ from qactuar._version import __version__
 from qactuar.admin import commandline as admin_cli
 from qactuar.config import (
     FIELD_TYPES,
+    HTTP_PARSERS,
     LIFESPANS,
     MODES,
     PROXY_PROTOCOLS,
@@ -79,6 +80,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("WORKERS", "prefork workers (0 = one per CPU)", ("--process-pool-size",)),
     Option("MAX_PROCESSES", "postfork: most children at once"),
     Option("USE_UVLOOP", "use uvloop when it is installed", ("--uvloop", "-u")),
+    Option(
+        "HTTP_PARSER",
+        "request parser: h11 (pure Python) or httptools (the fast extra)",
+        ("--http",),
+        choices=HTTP_PARSERS,
+    ),
     Option("WORKER_TIMEOUT", "seconds a silent worker lives before it is replaced"),
     Option("GRACEFUL_TIMEOUT", "seconds to drain on shutdown or deploy"),
     Option("MAX_REQUESTS", "recycle a worker after this many requests (0 = never)"),

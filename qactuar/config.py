@@ -30,6 +30,7 @@ Choices the brief left open, written down here:
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import keyword
 import logging
@@ -50,6 +51,7 @@ _log = logging.getLogger("Qactuar")
 MODES = ("prefork", "postfork", "async")
 LIFESPANS = ("auto", "on", "off")
 PROXY_PROTOCOLS = ("off", "v1", "v2", "auto")
+HTTP_PARSERS = ("h11", "httptools")
 # Qactuar 0.2's SERVER_TYPE names for the process models (the new names are accepted too).
 SERVER_TYPE_MODES: Mapping[str, str] = {
     "async_only": "async",
@@ -93,6 +95,7 @@ class Config:
     WORKERS: int = 0  # 0 = os.cpu_count()
     MAX_PROCESSES: int = 500  # post-fork children cap (seed key)
     USE_UVLOOP: bool = True  # honoured only when uvloop is importable (seed key)
+    HTTP_PARSER: str = "h11"  # h11 (pure Python) | httptools (the fast extra)
     WORKER_TIMEOUT: float = 30.0
     GRACEFUL_TIMEOUT: float = 30.0
     MAX_REQUESTS: int = 0
@@ -335,6 +338,10 @@ _RULES: Mapping[str, _Rule] = {
     "WORKERS": _ints(0, note=" (0 = one per CPU)"),
     "MAX_PROCESSES": _SIZE,
     "USE_UVLOOP": _BOOL,
+    "HTTP_PARSER": _Rule(
+        "'h11' or 'httptools' (httptools is installed by: pip install 'qactuar[fast]')",
+        lambda v: v == "h11" or (v == "httptools" and importlib.util.find_spec("httptools") is not None),
+    ),
     "WORKER_TIMEOUT": _SECONDS,
     "GRACEFUL_TIMEOUT": _SECONDS,
     "MAX_REQUESTS": _OFF_OR_SIZE,

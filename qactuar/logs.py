@@ -12,7 +12,9 @@ import copy
 import logging
 import logging.config
 import re
-from typing import TYPE_CHECKING, Any
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 if TYPE_CHECKING:
     from qactuar.config import Config
@@ -41,6 +43,54 @@ class RecordDefaults(logging.Filter):
         return True
 
 
+class BufferedStreamHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that writes its lines in batches: the default handler of the access log.
+
+    A plain StreamHandler writes and flushes once per record, a system call per request. This one
+    keeps lines until ``MAX_LINES`` wait, the oldest has waited ``MAX_DELAY`` seconds, a record of
+    WARNING or above arrives, or ``flush_all()`` runs (the server's deadline sweep calls it, so a
+    quiet server's last line is at most about a second late; ``logging.shutdown()`` flushes at exit).
+    """
+
+    MAX_LINES = 256
+    MAX_DELAY = 0.1
+    _instances: ClassVar[weakref.WeakSet[BufferedStreamHandler]] = weakref.WeakSet()
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+        self._first_at = 0.0
+        BufferedStreamHandler._instances.add(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            lines = self._lines
+            if not lines:
+                self._first_at = time.monotonic()
+            lines.append(self.format(record) + self.terminator)
+            if (
+                len(lines) >= self.MAX_LINES
+                or record.levelno >= logging.WARNING
+                or time.monotonic() - self._first_at > self.MAX_DELAY
+            ):
+                self.flush()
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__
+            if self._lines:
+                text = "".join(self._lines)
+                self._lines.clear()
+                self.stream.write(text)
+            super().flush()
+
+    @classmethod
+    def flush_all(cls) -> None:
+        for handler in list(cls._instances):
+            handler.flush()
+
+
 def _stream_handler(level: str, formatter: str, stream: str) -> dict[str, Any]:
     return {"class": "logging.StreamHandler", "level": level, "formatter": formatter, "stream": stream}
 
@@ -60,7 +110,10 @@ def default_log_config() -> dict[str, Any]:
         },
         "handlers": {
             "console": _stream_handler("DEBUG", "standard", "ext://sys.stdout"),
-            "access": _stream_handler("INFO", "access", "ext://sys.stdout"),
+            "access": {
+                **_stream_handler("INFO", "access", "ext://sys.stdout"),
+                "class": "qactuar.logs.BufferedStreamHandler",
+            },
             "exception": exception_handler,
         },
         "loggers": {

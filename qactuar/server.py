@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 from qactuar._version import __version__
 from qactuar.health import HealthEndpoints
 from qactuar.http.driver import Limits
+from qactuar.http.heads import head_parser
 from qactuar.http.protocol import HTTPProtocol
 from qactuar.http.proxy_headers import TrustedPeers
-from qactuar.logs import escape_log_text
+from qactuar.logs import BufferedStreamHandler, escape_log_text
 from qactuar.types import Scope
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class Server:
             max_headers=config.MAX_HEADERS,
             max_body_bytes=config.MAX_BODY_BYTES,
         )
+        self.parse_head = head_parser(config.HTTP_PARSER)
         self.request_timeout = config.REQUEST_TIMEOUT
         self.keepalive_timeout = config.KEEPALIVE_TIMEOUT
         self.root_path = config.ROOT_PATH
@@ -199,6 +201,7 @@ class Server:
         now = asyncio.get_running_loop().time()
         for conn in list(self.connections):
             conn.check_deadline(now)
+        BufferedStreamHandler.flush_all()
         self._schedule_sweep()
 
     def stop_accepting(self) -> None:

@@ -305,6 +305,7 @@ class RequestCycle:
                 has_rid = True
         if self._trailers is not None:
             self._trailers_on_wire = not has_length and self._client_takes_trailers(status)
+        app_fields = len(headers)
         add_length = not (has_length or self._trailers_on_wire) and status not in _NO_BODY_STATUSES
         if add_length and length is not None:
             headers.append((b"content-length", b"%d" % length))
@@ -318,7 +319,7 @@ class RequestCycle:
             headers.append((b"connection", b"close"))
         self.status = status
         try:
-            return conn.driver.send_response(status, headers)
+            return conn.driver.send_response(status, headers, app_fields)
         except h11.LocalProtocolError as exc:
             # Header injection or an invalid header from the app: nothing was written.
             self.response_state = START

@@ -2,22 +2,24 @@
 
 Theory of operation
 -------------------
-h11 is the parser and the framing state machine; it is a parser, not a policy.  This
-driver wraps one ``h11.Connection`` and adds what a production server must decide for
-itself (RFC 9112 / RFC 9110, taking the stricter choice wherever they allow one):
+The driver buffers a request head until its blank line, checks the raw bytes, hands the
+head to a parser (``heads.py``: h11 by default, llhttp with the ``fast`` extra; both give
+the same answers), applies the server's policy to the parts, and then frames the body
+itself (Content-Length here, chunked in ``body.py``), so the parser choice can never change
+where a request ends.  The policy is what a production server must decide for itself
+(RFC 9112 / RFC 9110, taking the stricter choice wherever they allow one):
 
 * limits: request-line length (414), header section bytes and header count (431),
-  body size (413) -- the header limits are checked on the raw bytes, so a whole
-  oversized block that arrives in one read is caught as surely as a trickled one;
+  body size (413) -- checked on the raw bytes as they arrive, so a whole oversized block
+  that arrives in one read is caught as surely as a trickled one;
 * framing conflicts that enable request smuggling: Content-Length together with
   Transfer-Encoding (400), Transfer-Encoding on HTTP/1.0 (400), a coding list whose
   last coding is not ``chunked`` or that repeats it (400), any other coding (501);
-* line syntax h11 tolerates: bare LF line endings and obs-fold are rejected (400);
+* line syntax: bare LF line endings, obs-fold and control characters are rejected (400);
 * HTTP versions other than 1.x (505), request-target forms (see ``target.py``).
 
-To see the raw bytes of a request head the driver keeps references to the chunks
-received since the current head began (no copy on the common one-chunk path) and
-reads them only when a head completes or h11 reports an error.
+A complete request pauses the input (``Paused``) until ``next_cycle()``: a pipelined
+request is not read before the response to the one before it has been written.
 
 Every rejection is a ``Rejected`` event carrying a status; the caller writes
 ``error_response(status)`` (a minimal response with ``Connection: close``) and closes.
@@ -32,9 +34,9 @@ from http import HTTPStatus
 
 import h11
 
+from qactuar.http.body import BodyError, ChunkedReader
+from qactuar.http.heads import HeadError, Headers, HeadParser, parse_head_h11
 from qactuar.http.target import Target, TargetError, parse_target
-
-Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,45 +134,37 @@ def error_response(status: int, date: bytes, extra: Sequence[tuple[bytes, bytes]
     return b"".join(head) + body
 
 
-def _transfer_coding_status(head: bytes) -> tuple[int, str] | None:
-    """Classify the Transfer-Encoding field lines of a raw head (RFC 9112 6.1)."""
-    codings: list[bytes] = []
-    for line in head.split(b"\r\n")[1:]:
-        name, sep, value = line.partition(b":")
-        if sep and name.strip().lower() == b"transfer-encoding":
-            codings.extend(c.strip(b" \t").lower() for c in value.split(b","))
-    if not codings:
-        return None
-    if codings[-1] != b"chunked" or codings.count(b"chunked") > 1:
-        return 400, "chunked must be the final transfer coding, applied once"
-    return 501, "unsupported transfer coding"
-
-
 class HTTPDriver:
     """One server-side HTTP/1.1 connection, without I/O."""
 
     __slots__ = (
-        "_body_received",
-        "_conn",
+        "_body_remaining",
+        "_buf",
+        "_chunked",
         "_continue_pending",
+        "_eof",
         "_framing",
-        "_head_chunks",
         "_head_only",
         "_http10",
-        "_in_head",
         "_keep_alive",
+        "_parse_head",
+        "_rejected",
         "_remaining",
         "_request_keep_alive",
         "_response_done",
+        "_state",
         "limits",
     )
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, parse_head: HeadParser = parse_head_h11) -> None:
         self.limits = limits
-        self._conn = self._new_connection()
-        self._head_chunks: list[bytes] = []
-        self._in_head = True
-        self._body_received = 0
+        self._parse_head = parse_head
+        self._buf = b""
+        self._eof = False
+        self._state = _HEAD
+        self._body_remaining = 0  # a Content-Length body: bytes still to read
+        self._chunked: ChunkedReader | None = None
+        self._rejected: Rejected | None = None
         # the current request, as far as the response needs to know
         self._request_keep_alive = True
         self._http10 = False
@@ -185,96 +179,92 @@ class HTTPDriver:
     # -- input ---------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        if self._in_head:
-            if not self._head_chunks and self._conn.their_state is h11.IDLE:
-                # RFC 9112 2.2: ignore at least one empty line before the request-line.
-                data = data.lstrip(b"\r\n")
-                if not data:
-                    return
-            self._head_chunks.append(data)
-        self._conn.receive_data(data)
+        if self._eof:
+            return  # nothing can follow the end of input
+        if self._state == _HEAD and not self._buf:
+            # RFC 9112 2.2: ignore at least one empty line before the request-line.
+            data = data.lstrip(b"\r\n")
+        self._buf = self._buf + data if self._buf else data
 
     def receive_eof(self) -> None:
-        self._conn.receive_data(b"")
+        self._eof = True
 
     @property
     def head_started(self) -> bool:
         """Bytes of a request head have arrived and the head is not complete yet."""
-        return self._in_head and bool(self._head_chunks)
+        return self._state == _HEAD and bool(self._buf)
 
     def next_event(self) -> Event:
-        try:
-            event = self._conn.next_event()
-        except h11.RemoteProtocolError as exc:
-            return self._rejection(exc)
-        kind = type(event)
-        if kind is h11.Data:
-            self._continue_pending = False  # the client sent the body without waiting for 100
-            data = bytes(event.data)  # type: ignore[union-attr]
-            limit = self.limits.max_body_bytes
-            if limit:
-                self._body_received += len(data)
-                if self._body_received > limit:
-                    return Rejected(413, "request body larger than the limit")
-            return BodyData(data)
-        if kind is h11.EndOfMessage:
+        state = self._state
+        if state == _BODY_LENGTH:
+            return self._read_length_body()
+        if state == _BODY_CHUNKED:
+            return self._read_chunked_body()
+        if state == _HEAD:
+            return self._read_head()
+        if state == _BODY_EMPTY:
+            self._state = _DONE
             return BODY_END
-        if kind is h11.Request:
-            return self._request_head(event)  # type: ignore[arg-type]
-        if event is h11.NEED_DATA:
-            return NEED_DATA
-        if event is h11.PAUSED:
-            return PAUSED
-        if kind is h11.ConnectionClosed:
-            if self._in_head and self._head_chunks:
-                return Rejected(400, "connection closed in the middle of a request head")
-            return PEER_CLOSED
-        return Rejected(400, f"unexpected event {kind.__name__}")
+        if state == _DONE:
+            if self._buf:
+                return PAUSED
+            return PEER_CLOSED if self._eof else NEED_DATA
+        assert self._rejected is not None
+        return self._rejected
 
-    def _raw_head(self) -> bytes:
-        chunks = self._head_chunks
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    def _reject(self, status: int, reason: str) -> Rejected:
+        self._state = _ERROR
+        self._rejected = Rejected(status, reason)
+        return self._rejected
 
-    def _rejection(self, exc: h11.RemoteProtocolError) -> Rejected:
-        reason = str(exc)
-        status = exc.error_status_hint
-        if self._in_head:
-            raw = self._raw_head()
-            if "Transfer-Encoding" in reason:
-                classified = _transfer_coding_status(raw)
-                if classified:
-                    return Rejected(*classified)
-            if status == 431:
-                line_end = raw.find(b"\n")
-                if line_end == -1 or line_end > self.limits.max_request_line:
-                    return Rejected(414, "request-line too long")
-        return Rejected(status, reason)
-
-    def _request_head(self, event: h11.Request) -> Event:
+    def _read_head(self) -> Event:
+        buf = self._buf
+        end = _head_end(buf)
         limits = self.limits
-        raw = self._raw_head()
-        self._in_head = False
-        self._head_chunks = []
-        end = raw.find(b"\r\n\r\n")
         if end == -1:
-            return Rejected(400, "bare LF line terminator")
-        line_end = raw.find(b"\r\n")
+            if self._eof:
+                if buf:
+                    return self._reject(400, "connection closed in the middle of a request head")
+                return PEER_CLOSED
+            line_end = buf.find(b"\n")
+            if line_end == -1:
+                if len(buf) > limits.max_request_line:
+                    return self._reject(414, "request-line too long")
+            elif line_end > limits.max_request_line:
+                return self._reject(414, "request-line too long")
+            elif len(buf) - line_end > limits.max_header_bytes:
+                return self._reject(431, "header section too large")
+            return NEED_DATA
+        head = buf[:end]
+        self._buf = buf[end:]
+        return self._request_head(head)
+
+    def _request_head(self, head: bytes) -> Event:
+        limits = self.limits
+        line_end = head.find(b"\r\n")
+        if line_end == -1 or not head.endswith(b"\r\n\r\n"):
+            return self._reject(400, "bare LF line terminator")
         if line_end > limits.max_request_line:
-            return Rejected(414, "request-line too long")
-        if end - line_end > limits.max_header_bytes:
-            return Rejected(431, "header section too large")
-        head = raw[: end + 2]
+            return self._reject(414, "request-line too long")
+        if len(head) - 2 - line_end > limits.max_header_bytes:
+            return self._reject(431, "header section too large")
         if head.count(b"\n") != head.count(b"\r\n"):
-            return Rejected(400, "bare LF line terminator")
+            return self._reject(400, "bare LF line terminator")
         if b"\n " in head or b"\n\t" in head:
-            return Rejected(400, "obsolete line folding")
-        headers = event.headers
+            return self._reject(400, "obsolete line folding")
+        if _CONTROL.search(head) is not None:
+            return self._reject(400, "control character in the request head")
+        try:
+            parsed = self._parse_head(head)
+        except HeadError as exc:
+            return self._reject(exc.status, exc.reason)
+        headers = parsed.headers
         if len(headers) > limits.max_headers:
-            return Rejected(431, "too many header fields")
-        version = event.http_version
+            return self._reject(431, "too many header fields")
+        version = parsed.http_version
         if version[:1] != b"1":
-            return Rejected(505, "HTTP version not supported")
-        method = event.method
+            return self._reject(505, "HTTP version not supported")
+        method = parsed.method
         has_te = has_cl = expect_continue = False
         content_length = 0
         host: bytes | None = None
@@ -299,34 +289,83 @@ class HTTPDriver:
                 tokens = [t.strip() for t in value.lower().split(b",")]
                 connection_upgrade = connection_upgrade or b"upgrade" in tokens
                 connection_close = connection_close or b"close" in tokens
+        http10 = version == b"1.0"
         if has_te:
             if has_cl:
-                return Rejected(400, "both Content-Length and Transfer-Encoding")
-            if version == b"1.0":
-                return Rejected(400, "Transfer-Encoding in an HTTP/1.0 request")
+                return self._reject(400, "both Content-Length and Transfer-Encoding")
+            if http10:
+                return self._reject(400, "Transfer-Encoding in an HTTP/1.0 request")
         if host is not None and not _valid_host(host):
-            return Rejected(400, "invalid Host header")
+            return self._reject(400, "invalid Host header")
         try:
-            target = parse_target(method, event.target)
+            target = parse_target(method, parsed.target)
         except TargetError as exc:
-            return Rejected(exc.status, exc.reason)
+            return self._reject(exc.status, exc.reason)
         if limits.max_body_bytes and content_length > limits.max_body_bytes:
-            return Rejected(413, "request body larger than the limit")
-        self._body_received = 0
-        self._http10 = version == b"1.0"
-        self._request_keep_alive = not (self._http10 or connection_close)
+            return self._reject(413, "request body larger than the limit")
+        if has_te:
+            self._state = _BODY_CHUNKED
+            self._chunked = ChunkedReader(limits.max_body_bytes, limits.max_header_bytes)
+        elif content_length:
+            self._state = _BODY_LENGTH
+            self._body_remaining = content_length
+        else:
+            self._state = _BODY_EMPTY
+        self._http10 = http10
+        self._request_keep_alive = not (http10 or connection_close)
         self._head_only = method == b"HEAD"
-        self._continue_pending = expect_continue and not self._http10
+        self._continue_pending = expect_continue and not http10
         return RequestHead(
             method=method,
             target=target,
             http_version=version,
-            headers=list(headers),
-            expect_continue=expect_continue and version != b"1.0",
+            headers=headers,
+            expect_continue=expect_continue and not http10,
             has_body=has_te or content_length > 0,
             request_id=request_id,
             upgrade=upgrade if connection_upgrade else None,
         )
+
+    def _read_length_body(self) -> Event:
+        buf = self._buf
+        if not buf:
+            if self._eof:
+                return self._reject(400, "connection closed in the middle of a request body")
+            return NEED_DATA
+        self._continue_pending = False  # the client sent the body without waiting for 100
+        remaining = self._body_remaining
+        if len(buf) <= remaining:
+            data = buf
+            self._buf = b""
+        else:
+            data = buf[:remaining]
+            self._buf = buf[remaining:]
+        remaining -= len(data)
+        self._body_remaining = remaining
+        if not remaining:
+            self._state = _BODY_EMPTY
+        return BodyData(data)
+
+    def _read_chunked_body(self) -> Event:
+        reader = self._chunked
+        assert reader is not None
+        while True:
+            try:
+                data, used = reader.read(self._buf)
+            except BodyError as exc:
+                return self._reject(exc.status, exc.reason)
+            if data is None:
+                if self._eof:
+                    return self._reject(400, "connection closed in the middle of a request body")
+                return NEED_DATA
+            self._continue_pending = False
+            self._buf = self._buf[used:]
+            if reader.done:
+                self._chunked = None
+                self._state = _DONE
+                return BODY_END
+            if data:
+                return BodyData(data)
 
     # -- output --------------------------------------------------------------------------
     #
@@ -342,13 +381,20 @@ class HTTPDriver:
         self._continue_pending = False
         return b"HTTP/1.1 100 Continue\r\n\r\n"
 
-    def send_response(self, status: int, headers: Headers) -> bytes:
-        """Serialise the status line and headers (h11.LocalProtocolError on an invalid field)."""
+    def send_response(self, status: int, headers: Headers, app_fields: int | None = None) -> bytes:
+        """Serialise the status line and headers (h11.LocalProtocolError on an invalid field).
+
+        Only the first ``app_fields`` fields (all when None) came from the app and are checked;
+        the rest were made by the server.
+        """
+        unchecked = len(headers) if app_fields is None else app_fields
         length: bytes | None = None
         chunked = close = False
         lines = [b"HTTP/1.1 %d %s\r\n" % (status, _PHRASES.get(status, b""))]
         for name, value in headers:
-            _check_field(name, value)
+            if unchecked:
+                unchecked -= 1
+                _check_field(name, value)
             lname = name.lower()
             if lname == b"content-length":
                 if (length is not None and value != length) or not value.isdigit():
@@ -428,43 +474,43 @@ class HTTPDriver:
 
     @property
     def waiting_for_continue(self) -> bool:
-        return self._continue_pending and self._conn.their_state is h11.SEND_BODY
+        return self._continue_pending and self._state in (_BODY_LENGTH, _BODY_CHUNKED)
 
     @property
     def request_complete(self) -> bool:
-        return self._conn.their_state in (h11.DONE, h11.MUST_CLOSE)
+        return self._state == _DONE
 
     @property
     def can_keep_alive(self) -> bool:
         """The response is complete and both sides agree to another request."""
-        return self._response_done and self._keep_alive and self._conn.their_state is h11.DONE
+        return self._response_done and self._keep_alive and self._state == _DONE
 
     def take_trailing_data(self) -> bytes:
         """Bytes received after the current request (for a protocol switch such as WebSocket)."""
-        return bytes(self._conn.trailing_data[0])
+        data, self._buf = self._buf, b""
+        return data
 
     def next_cycle(self) -> bool:
-        """A fresh h11 connection for the next request, fed what already arrived of it.
+        """Get ready for the next request on the connection, starting with what already arrived of it.
 
         Returns whether anything arrived (bytes or the end of input) that needs processing.
         """
-        pending, closed = self._conn.trailing_data
-        self._conn = self._new_connection()
+        self._state = _HEAD
         self._response_done = False
-        self._in_head = True
-        self._head_chunks = []
-        if pending:
-            self._head_chunks.append(bytes(pending))
-            self._conn.receive_data(bytes(pending))
-        if closed:
-            self._conn.receive_data(b"")
-        return bool(pending) or closed
+        self._buf = self._buf.lstrip(b"\r\n")
+        return bool(self._buf) or self._eof
 
-    def _new_connection(self) -> h11.Connection:
-        limits = self.limits
-        return h11.Connection(
-            h11.SERVER, max_incomplete_event_size=limits.max_request_line + limits.max_header_bytes
-        )
+
+_HEAD, _BODY_LENGTH, _BODY_CHUNKED, _BODY_EMPTY, _DONE, _ERROR = range(6)
+# Control characters other than HTAB, CR and LF (CR and LF are checked as line ends); NUL and DEL too.
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_HEAD_END = re.compile(rb"\n\r?\n")
+
+
+def _head_end(buf: bytes) -> int:
+    """The end of the head in ``buf`` (just after its blank line, found as h11 finds it), or -1."""
+    match = _HEAD_END.search(buf)
+    return match.end() if match is not None else -1
 
 
 _NO_BODY, _LENGTH, _CHUNKED, _UNTIL_CLOSE = (object() for _ in range(4))
@@ -474,10 +520,20 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
 
 def _check_field(name: bytes, value: bytes) -> None:
     """A response field the app gave must not smuggle a line break or an invalid name onto the wire."""
+    if (name, value) in _CHECKED_FIELDS:
+        return
     if not _TOKEN.fullmatch(name):
         raise h11.LocalProtocolError(f"Illegal header name {name!r}")
     if _BAD_VALUE.search(value):
         raise h11.LocalProtocolError(f"Illegal header value {value!r}")
+    if len(_CHECKED_FIELDS) >= _CHECKED_FIELDS_MAX:
+        _CHECKED_FIELDS.clear()
+    _CHECKED_FIELDS.add((name, value))
+
+
+# Fields already found valid: most responses repeat the same few (content-type, server, ...).
+_CHECKED_FIELDS: set[tuple[bytes, bytes]] = set()
+_CHECKED_FIELDS_MAX = 512
 
 
 def _valid_host(host: bytes) -> bool:
@@ -493,7 +549,7 @@ def _valid_host(host: bytes) -> bool:
     name, _, port = host.partition(b":")
     if port and not port.isdigit():
         return False
-    return all(c in _HOST_CHARS for c in name)
+    return _HOST_NAME.fullmatch(name) is not None
 
 
-_HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%")
+_HOST_NAME = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=%]*")

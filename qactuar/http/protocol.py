@@ -26,7 +26,6 @@ import asyncio
 import logging
 import re
 import socket
-import uuid
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, Protocol, cast
 
 from qactuar.http.cycle import DONE, HEAD_HELD, HTTP_EXTENSIONS, START, RequestCycle
@@ -43,6 +42,7 @@ from qactuar.http.driver import (
 )
 from qactuar.http.proxy_headers import apply_forwarded
 from qactuar.http.proxy_protocol import ProxyHeaderError, parse_proxy_header
+from qactuar.http.request_ids import request_ids
 from qactuar.types import ASGI_VERSION, ASGIApp, Receive, Scope, Send
 from qactuar.websocket.session import start_websocket
 
@@ -114,7 +114,7 @@ class HTTPProtocol(asyncio.Protocol):
     def __init__(self, server: Server) -> None:
         self.server = server
         self.loop = asyncio.get_running_loop()
-        self.driver = HTTPDriver(server.limits)
+        self.driver = HTTPDriver(server.limits, server.parse_head)
         self.cycle: RequestCycle | None = None
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] | None = None
@@ -270,9 +270,7 @@ class HTTPProtocol(asyncio.Protocol):
         server = self.server
         target = head.target
         rid = head.request_id
-        request_id = (
-            rid if rid is not None and _SANE_REQUEST_ID.fullmatch(rid) else str(uuid.uuid4()).encode("ascii")
-        )
+        request_id = rid if rid is not None and _SANE_REQUEST_ID.fullmatch(rid) else request_ids.next()
         path = target.path
         raw_path = target.raw_path
         health = server.health.app_for(path, server) if server.health is not None else None

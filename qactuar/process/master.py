@@ -41,7 +41,7 @@ from qactuar.config import Config, ConfigError
 from qactuar.deploy.deployer import Deployer
 from qactuar.deploy.records import Deployed, restore_deployments
 from qactuar.listeners import open_listeners
-from qactuar.logs import configure_logging
+from qactuar.logs import BufferedStreamHandler, configure_logging
 from qactuar.net import BindError, listen_url
 from qactuar.process.admin_backend import HostBackend
 from qactuar.process.channel import channel_pair, read_messages
@@ -190,6 +190,7 @@ class Master:
         while True:
             await asyncio.sleep(1.0)
             self.stats.tick(time.time())
+            BufferedStreamHandler.flush_all()  # forwarded access lines of a quiet moment
 
     # -- what the admin backend reads (see admin_backend.Host) -----------------------------
 

@@ -12,7 +12,7 @@ from unittest import mock
 import h11
 import httpx
 import pytest
-from modes import mode_settings
+from modes import SERVING_MODES, mode_settings
 from server_process import read_until_close
 from testapps.production import pathsend
 
@@ -36,7 +36,7 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return path, digest.hexdigest()
 
 
-@pytest.mark.parametrize("mode", ["async", "prefork", "postfork", "async+uvloop"])
+@pytest.mark.parametrize("mode", SERVING_MODES)
 def test_pathsend_50_mib_byte_for_byte(start_server, big_file: tuple[Path, str], mode: str) -> None:
     path, expected = big_file
     model, extra = mode_settings(mode)
