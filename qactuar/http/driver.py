@@ -226,11 +226,12 @@ class HTTPDriver:
                 if buf:
                     return self._reject(400, "connection closed in the middle of a request head")
                 return PEER_CLOSED
+            # The request-line's length excludes its CR LF (a CR may be waiting for its LF).
             line_end = buf.find(b"\n")
             if line_end == -1:
-                if len(buf) > limits.max_request_line:
+                if len(buf) - buf.endswith(b"\r") > limits.max_request_line:
                     return self._reject(414, "request-line too long")
-            elif line_end > limits.max_request_line:
+            elif line_end - (buf[line_end - 1 : line_end] == b"\r") > limits.max_request_line:
                 return self._reject(414, "request-line too long")
             elif len(buf) - line_end > limits.max_header_bytes:
                 return self._reject(431, "header section too large")
@@ -289,6 +290,15 @@ class HTTPDriver:
                 tokens = [t.strip() for t in value.lower().split(b",")]
                 connection_upgrade = connection_upgrade or b"upgrade" in tokens
                 connection_close = connection_close or b"close" in tokens
+        if has_cl:
+            # h11 folds "5, 5" and a repeated identical line into one value; RFC 9110 8.6 lets a
+            # recipient reject them instead, and we take the stricter choice: a proxy in front
+            # may have read them differently.
+            declared = _CONTENT_LENGTH_LINE.findall(head)
+            if len(declared) != 1 or b"," in declared[0]:
+                return self._reject(400, "repeated Content-Length")
+        if version not in {b"1.1", b"1.0"}:
+            version = b"1.1"  # RFC 9112 2.3: a later 1.x minor version is answered as 1.1
         http10 = version == b"1.0"
         if has_te:
             if has_cl:
@@ -505,6 +515,7 @@ _HEAD, _BODY_LENGTH, _BODY_CHUNKED, _BODY_EMPTY, _DONE, _ERROR = range(6)
 # Control characters other than HTAB, CR and LF (CR and LF are checked as line ends); NUL and DEL too.
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HEAD_END = re.compile(rb"\n\r?\n")
+_CONTENT_LENGTH_LINE = re.compile(rb"\r\ncontent-length[ \t]*:([^\r]*)", re.IGNORECASE)
 
 
 def _head_end(buf: bytes) -> int:

@@ -67,13 +67,18 @@ def parse_head_h11(head: bytes) -> ParsedHead:
     try:
         event = conn.next_event()
     except h11.RemoteProtocolError as exc:
-        if "Transfer-Encoding" in str(exc):
+        if str(exc) in _H11_CODING_ERRORS:
             raise transfer_coding_error(head) from None
         raise HeadError(exc.error_status_hint, str(exc)) from None
     if type(event) is not h11.Request:  # a complete head always gives a Request
         raise HeadError(400, "malformed request head")
     return ParsedHead(event.method, event.target, event.http_version, list(event.headers))
 
+
+# What h11 says of a Transfer-Encoding it will not frame (the driver tells 400 from 501).
+_H11_CODING_ERRORS = frozenset(
+    ("Only Transfer-Encoding: chunked is supported", "multiple Transfer-Encoding headers")
+)
 
 try:
     import httptools

@@ -43,6 +43,8 @@ def decode_path(raw_path: bytes) -> str:
 
 
 def parse_target(method: bytes, target: bytes) -> Target:
+    if method == b"CONNECT":
+        raise TargetError(501, "CONNECT is not implemented")
     if target[:1] == b"/":
         raw_path, query = _split_query(target)
         # A fragment is never sent by a client (RFC 9110 4.2.5); '#' in a target is malformed.
@@ -53,8 +55,6 @@ def parse_target(method: bytes, target: bytes) -> Target:
         if method != b"OPTIONS":
             raise TargetError(400, "asterisk-form is only allowed with OPTIONS")
         return Target("*", b"*", b"", None)
-    if method == b"CONNECT":
-        raise TargetError(501, "CONNECT is not implemented")
     lowered = target[:8].lower()
     if lowered.startswith(b"http://") or lowered.startswith(b"https://"):
         rest = target[target.index(b"//") + 2 :]

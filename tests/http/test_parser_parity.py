@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from corpus.corpus import LIMITS as CORPUS_LIMITS
+from corpus.corpus import CorpusCase, load_cases
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -187,9 +189,9 @@ def outcome(event: Event) -> object:
     return type(event).__name__
 
 
-def run(raw: bytes, parser: object, split: int) -> list[object]:
+def run(raw: bytes, parser: object, split: int, limits: Limits = LIMITS) -> list[object]:
     """Every event the driver gives for ``raw`` (fed in two pieces), across pipelined requests."""
-    driver = HTTPDriver(LIMITS, parser)  # type: ignore[arg-type]
+    driver = HTTPDriver(limits, parser)  # type: ignore[arg-type]
     out: list[object] = []
     pieces = [raw[:split], raw[split:]] if split else [raw]
     for piece in [*pieces, None]:
@@ -235,6 +237,19 @@ def test_both_parsers_give_the_same_events(raw: bytes, split: int) -> None:
 @given(raw=arbitrary_heads())
 def test_both_parsers_agree_on_hostile_header_lines(raw: bytes) -> None:
     assert run(raw, parse_head_httptools, 0) == run(raw, parse_head_h11, 0)
+
+
+CORPUS = load_cases()
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[case.id for case in CORPUS])
+def test_both_parsers_give_the_same_events_for_every_corpus_case(case: CorpusCase) -> None:
+    """Identical events for every corpus case, even where the expectation admits two statuses."""
+    limits = Limits(**CORPUS_LIMITS)
+    for split in (0, len(case.raw) // 2, 1):
+        assert run(case.raw, parse_head_httptools, split, limits) == run(
+            case.raw, parse_head_h11, split, limits
+        )
 
 
 def head_outcome(parse: object, head: bytes) -> object:

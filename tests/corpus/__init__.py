@@ -1,0 +1,1 @@
+"""The raw HTTP/1.x request corpus (see corpus.py)."""
