@@ -312,7 +312,13 @@ _PORT = _ints(0, 65535, " (0 picks a free port)")
 _SECONDS = _Rule("a number of seconds > 0", lambda v: math.isfinite(v) and v > 0)
 _SIZE = _ints(1)
 _OFF_OR_SIZE = _ints(0, note=" (0 = off)")
-_PATH = _Rule("a file system path (a string; '' = not set)", path=True)
+
+
+def _path_ok(value: str) -> bool:
+    return "\0" not in value  # no file system takes it (os.path.expanduser would raise on it)
+
+
+_PATH = _Rule("a file system path (a string; '' = not set)", _path_ok, path=True)
 
 _RULES: Mapping[str, _Rule] = {
     "HOST": _TEXT,
@@ -333,7 +339,7 @@ _RULES: Mapping[str, _Rule] = {
     "ADMIN_SOCKET": _PATH,
     "ADMIN_ALLOW_REMOTE": _BOOL,
     "ADMIN_TOKEN_FILE": _PATH,
-    "STATE_DIR": _Rule("a non-empty directory path", bool, path=True),
+    "STATE_DIR": _Rule("a non-empty directory path", lambda v: bool(v) and _path_ok(v), path=True),
     "MODE": _choice(MODES),
     "WORKERS": _ints(0, note=" (0 = one per CPU)"),
     "MAX_PROCESSES": _SIZE,
@@ -429,6 +435,11 @@ def _checked(name: str, value: Any, given: Any) -> Any:
     ``given`` is the value as the user wrote it (environment text before conversion), for the message.
     """
     kind, rule = FIELD_TYPES[name], _RULES[name]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        try:
+            value = float(value)
+        except OverflowError:  # an integer larger than any float (TOML and JSON allow it)
+            value = None  # fails the type check below
     if not (_type_ok(kind, value) and rule.ok(value)):
         raise _RuleError(f"{given!r} is not allowed for {name}; expected {rule.allowed}")
     return float(value) if kind is float else value
@@ -452,7 +463,7 @@ def _from_text(kind: type, text: str) -> object:
     """Convert environment text to ``kind``; text that does not convert is returned for the type check."""
     try:
         return _TEXT_PARSERS[kind](text)
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, RecursionError):  # RecursionError: JSON nested deeper than Python recurses
         return text
 
 
@@ -575,6 +586,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: cannot read it: {exc.strerror}") from None
     except ValueError as exc:  # TOMLDecodeError, JSONDecodeError and UnicodeDecodeError; they give the line
         raise ConfigError(f"config file {path}: invalid {fmt}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: invalid {fmt}: arrays or tables nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: the top level must be an object of settings")
     return data

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -214,6 +215,15 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one no double holds (``1e999``) is refused rather than read as
+    infinity, which ``encode`` could never write back (a reply or relay would then fail)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text:.40} is out of range")
+    return value
+
+
 # --- the codec ---------------------------------------------------------------------------------------------
 
 
@@ -301,7 +311,7 @@ class Codec:
 
     def _decode(self, payload: bytes) -> Message:
         try:
-            obj = json.loads(payload.decode(), parse_constant=_no_constants)
+            obj = json.loads(payload.decode(), parse_constant=_no_constants, parse_float=_finite_float)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise ProtocolError(f"frame is not valid UTF-8 JSON: {exc}") from None
         if not isinstance(obj, dict):

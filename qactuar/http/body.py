@@ -157,10 +157,11 @@ class ChunkedReader:
         return b"", newline + 1
 
 
-_SIZE_LINE_START = re.compile(rb"[0-9A-Fa-f]+(?:[ \t;=\"!#$%&'*+.^_`|~0-9A-Za-z\\\x80-\xff-]*\r?)?")
+# What an incomplete size line must look like so far: hex digits, then (after a separator) the
+# rest, which is checked whole once its LF arrives.  Rejects "0x5", "+5", " 5" without waiting.
+_SIZE_LINE_START = re.compile(rb"[0-9A-Fa-f]+(?:[ \t;\r][^\n]*)?")
 
 
 def _could_be_size_line(buf: bytes) -> bool:
-    """An incomplete size line that a valid line could still start with (early 400 for ``0x5``...)."""
-    match = _SIZE_LINE_START.match(buf)
-    return match is not None and match.end() == len(buf)
+    """An incomplete size line that a valid line could still start with."""
+    return _SIZE_LINE_START.fullmatch(buf) is not None

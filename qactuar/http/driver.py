@@ -226,15 +226,9 @@ class HTTPDriver:
                 if buf:
                     return self._reject(400, "connection closed in the middle of a request head")
                 return PEER_CLOSED
-            # The request-line's length excludes its CR LF (a CR may be waiting for its LF).
-            line_end = buf.find(b"\n")
-            if line_end == -1:
-                if len(buf) - buf.endswith(b"\r") > limits.max_request_line:
-                    return self._reject(414, "request-line too long")
-            elif line_end - (buf[line_end - 1 : line_end] == b"\r") > limits.max_request_line:
-                return self._reject(414, "request-line too long")
-            elif len(buf) - line_end > limits.max_header_bytes:
-                return self._reject(431, "header section too large")
+            status = _over_limits(buf, limits)
+            if status:
+                return self._reject(*status)
             return NEED_DATA
         head = buf[:end]
         self._buf = buf[end:]
@@ -242,13 +236,9 @@ class HTTPDriver:
 
     def _request_head(self, head: bytes) -> Event:
         limits = self.limits
-        line_end = head.find(b"\r\n")
-        if line_end == -1 or not head.endswith(b"\r\n\r\n"):
-            return self._reject(400, "bare LF line terminator")
-        if line_end > limits.max_request_line:
-            return self._reject(414, "request-line too long")
-        if len(head) - 2 - line_end > limits.max_header_bytes:
-            return self._reject(431, "header section too large")
+        status = _over_limits(head, limits)  # first, as for an incomplete head: any split, one answer
+        if status:
+            return self._reject(*status)
         if head.count(b"\n") != head.count(b"\r\n"):
             return self._reject(400, "bare LF line terminator")
         if b"\n " in head or b"\n\t" in head:
@@ -413,12 +403,16 @@ class HTTPDriver:
             elif lname == b"transfer-encoding":
                 if value.lower() != b"chunked":
                     raise h11.LocalProtocolError("only Transfer-Encoding: chunked is supported")
+                if chunked:
+                    raise h11.LocalProtocolError("Transfer-Encoding given twice")
                 chunked = True
                 if self._http10:
                     continue  # an HTTP/1.0 client cannot read chunks: close-delimit instead
             elif lname == b"connection" and b"close" in value.lower():
                 close = True
             lines.append(name + b": " + value + b"\r\n")
+        if chunked and length is not None:  # RFC 9112 6.3: a client could frame it either way
+            raise h11.LocalProtocolError("both Content-Length and Transfer-Encoding")
         self._continue_pending = False
         keep_alive = self._request_keep_alive and not close
         if self._head_only or status in (204, 304):
@@ -516,6 +510,22 @@ _HEAD, _BODY_LENGTH, _BODY_CHUNKED, _BODY_EMPTY, _DONE, _ERROR = range(6)
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HEAD_END = re.compile(rb"\n\r?\n")
 _CONTENT_LENGTH_LINE = re.compile(rb"\r\ncontent-length[ \t]*:([^\r]*)", re.IGNORECASE)
+
+
+def _over_limits(head: bytes, limits: Limits) -> tuple[int, str] | None:
+    """414 or 431 for a head (complete or not) over the limits, else None.
+
+    The request-line's length excludes its line end (a CR may still wait for its LF); the
+    header section is every byte after the request-line's LF.  Both only grow as bytes arrive,
+    so a head gets the same answer however it was split.
+    """
+    newline = head.find(b"\n")
+    line = len(head) if newline == -1 else newline
+    if line - (head[line - 1 : line] == b"\r") > limits.max_request_line:
+        return 414, "request-line too long"
+    if newline != -1 and len(head) - newline - 1 > limits.max_header_bytes:
+        return 431, "header section too large"
+    return None
 
 
 def _head_end(buf: bytes) -> int:

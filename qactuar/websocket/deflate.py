@@ -16,6 +16,12 @@ Negotiation (RFC 7692 section 7), server side:
 * ``client_max_window_bits`` is never answered: we inflate with the largest window (15), which
   reads a stream made with any smaller one.
 
+A message may also end with a DEFLATE block that has BFINAL set instead of the empty sync block
+(RFC 7692 7.2.3.4, what a compressor flushed with Z_FINISH writes).  That ends the deflate stream:
+no tail is appended, bytes after the final block are an error (1007), and the next compressed
+message starts a new stream (without this, zlib would swallow every later message as trailing
+data and deliver it empty).
+
 Outgoing messages are compressed with a 4 KiB window and memLevel 5 at most (about 32 KiB of
 zlib state instead of 256 KiB per connection, as the websockets library does); a smaller window
 than the one announced is always valid for the peer's decompressor.
@@ -133,9 +139,11 @@ class BoundedDeflate(Extension):
     ) -> bytes | CloseReason | None:
         if not (fin and self._frame_is_data and self._inflating):
             return None
-        tail = self._inflate(_SYNC_TAIL)
+        decompressor = self._decompressor
+        ended = decompressor is not None and decompressor.eof  # the message ended with a final block
+        tail = b"" if ended else self._inflate(_SYNC_TAIL)
         self._inflating = False
-        if self._reset_decompressor:
+        if self._reset_decompressor or ended:
             self._decompressor = None
         return tail
 
@@ -150,6 +158,8 @@ class BoundedDeflate(Extension):
             return CloseReason.INVALID_FRAME_PAYLOAD_DATA
         if len(out) > budget:
             return CloseReason.MESSAGE_TOO_BIG
+        if decompressor.eof and decompressor.unused_data:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA  # bytes after the final block of the message
         self._inflated += len(out)
         return out
 

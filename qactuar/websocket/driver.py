@@ -18,8 +18,12 @@ After the 101 the driver feeds wsproto's frame layer and adds what wsproto leave
 * pings are answered and a peer's close is echoed automatically; those replies wait in an
   output buffer the caller empties with ``data_to_send()`` after handling events;
 * wsproto reports a malformed stream as a close event without sending anything; the driver
-  turns it into a close frame of its own (1002 protocol error, 1007 invalid UTF-8, 1009 too big)
-  and a ``Closed`` event;
+  turns it into a close frame of its own (1002 protocol error, 1007 invalid UTF-8 or compressed
+  data, 1009 too big) and a ``Closed`` event; the reasons of 1007 and 1009 are fixed texts, so
+  the same bytes give the same close frame however they were split into reads (a text message
+  that is both too big and invalid UTF-8 is the one exception: wsproto checks UTF-8 as far as it
+  has the frame, the size counts what was delivered, so it fails with 1007 or 1009 depending on
+  the reads -- both true, and the message is never delivered);
 * once we have sent a close frame, data frames from the peer are discarded (RFC 6455 1.4).
 
 ``Closed`` always means: write ``data_to_send()``, then close the TCP connection (the server
@@ -62,6 +66,7 @@ Headers = list[tuple[bytes, bytes]]
 WS_HANDSHAKE, WS_OPEN, WS_CLOSING, WS_CLOSED = range(4)
 
 MESSAGE_TOO_BIG = 1009
+INVALID_DATA = 1007
 
 
 # ---- events out of the driver --------------------------------------------------------
@@ -271,6 +276,10 @@ class WebSocketDriver:
             reason = event.reason or ""
             if event.code == MESSAGE_TOO_BIG:
                 reason = f"message larger than {self.max_size} bytes"
+            elif event.code == INVALID_DATA:
+                # wsproto's text is the UnicodeDecodeError's, with a position that depends on how the
+                # bytes were split into reads: the same stream must give the same close frame.
+                reason = "invalid UTF-8 or compressed data"
             return self._fail(event.code, reason)
         self.state = WS_CLOSED
         return Closed(event.code, event.reason or "")
