@@ -94,6 +94,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("RELOAD", "restart when source files change (development)"),
     Option("GATHER_PROC_STATS", "collect per-process CPU and memory stats"),
     Option("REQUEST_TIMEOUT", "seconds to receive a request head, and most seconds a body may stall"),
+    Option("SEND_TIMEOUT", "most seconds a response may wait on a client that reads none of it"),
     Option("KEEPALIVE_TIMEOUT", "seconds an idle keep-alive connection stays open"),
     Option("RECV_BYTES", "bytes read per receive"),
     Option("MAX_REQUEST_LINE", "longest request line in bytes"),

@@ -105,6 +105,7 @@ class Config:
     GATHER_PROC_STATS: bool = False
     # --- HTTP limits and timeouts ---
     REQUEST_TIMEOUT: float = 5.0  # head delivery deadline and body stall limit (seed key)
+    SEND_TIMEOUT: float = 60.0  # most seconds a response may wait on a client that reads nothing
     KEEPALIVE_TIMEOUT: float = 5.0
     RECV_BYTES: int = 65536  # read size per recv (seed key)
     MAX_REQUEST_LINE: int = 8192
@@ -356,6 +357,7 @@ _RULES: Mapping[str, _Rule] = {
     "RELOAD": _BOOL,
     "GATHER_PROC_STATS": _BOOL,
     "REQUEST_TIMEOUT": _SECONDS,
+    "SEND_TIMEOUT": _SECONDS,
     "KEEPALIVE_TIMEOUT": _SECONDS,
     "RECV_BYTES": _ints(1024),
     "MAX_REQUEST_LINE": _SIZE,

@@ -59,6 +59,7 @@ class Server:
         )
         self.parse_head = head_parser(config.HTTP_PARSER)
         self.request_timeout = config.REQUEST_TIMEOUT
+        self.send_timeout = config.SEND_TIMEOUT
         self.keepalive_timeout = config.KEEPALIVE_TIMEOUT
         self.root_path = config.ROOT_PATH
         self.root_path_bytes = config.ROOT_PATH.encode("utf-8")

@@ -28,6 +28,14 @@ client.  When a client's queue is full, reading its requests pauses and its even
 in the next event's ``dropped``), so a client that does not read cannot grow the master's memory.  A
 connection with a subscription or a request in flight is never idle.
 
+A client that vanishes says so with a FIN or a RST, and its session ends at once -- unless its host died or
+the network between went away, when nothing arrives at all.  A TCP connection then lives for as long as
+nothing is sent on it, and a quiet subscription (a ``log`` filter that matches nothing) keeps its session
+from idling out: it would hold one of ``max_connections`` for good.  So TCP sessions use keepalive probes
+(``keepalive_idle``, then 3 probes 10 s apart): a silent peer is dropped about ``keepalive_idle`` + 30 s
+later.  A session that is sending (``stats``) ends when the kernel gives up retransmitting to the dead
+peer (``tcp_retries2``, about 15 minutes on Linux).
+
 Forked children inherit every file descriptor, CLOEXEC or not (CLOEXEC acts on exec only), so ``fds()``
 lists the listening socket and every accepted connection: a process that forks must close them in the child.
 """
@@ -76,6 +84,8 @@ from qactuar.net import format_address
 
 server_log = logging.getLogger("qt_server")
 HELLO_FRAME = 4096  # before login a frame can only be a hello: nobody unknown makes us buffer a MiB
+KEEPALIVE_INTERVAL = 10  # seconds between TCP keepalive probes to a silent admin client
+KEEPALIVE_PROBES = 3  # unanswered probes before the kernel drops the connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +101,7 @@ class AdminLimits:
     lockout: float = 10.0  # ... refuse logins for this long
     stats_interval: float = 1.0  # seconds between stats events
     write_buffer: int = 4 * MAX_FRAME  # bytes queued to one client before it counts as slow
+    keepalive_idle: int = 60  # seconds of silence on a TCP session before keepalive probes start
 
 
 @dataclass(slots=True)
@@ -117,6 +128,24 @@ def _peer_name(transport: asyncio.Transport) -> str:
         return "unix"
     peer = transport.get_extra_info("peername")
     return format_address(str(peer[0]), int(peer[1])) if peer else "?"
+
+
+def _keep_alive(sock: socket.socket, idle: int) -> None:
+    """Probe a silent TCP peer after ``idle`` seconds (KEEPALIVE_PROBES probes, KEEPALIVE_INTERVAL apart).
+
+    ``sock`` is what the transport's "socket" extra is (asyncio's TransportSocket, which has setsockopt).
+    """
+    options = (
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+        # Linux names; elsewhere the system's keepalive timing applies
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), idle),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_PROBES),
+    )
+    for level, option, value in options:
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(level, option, value)
 
 
 class _Session(asyncio.Protocol):
@@ -152,6 +181,9 @@ class _Session(asyncio.Protocol):
             return
         self.shared.sessions.add(self)
         self.transport.set_write_buffer_limits(high=self.limits.write_buffer)
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            _keep_alive(sock, self.limits.keepalive_idle)
         self._set_timer(self.limits.auth_timeout, self._login_timeout)
 
     def data_received(self, data: bytes) -> None:

@@ -19,6 +19,13 @@ records exactly as they were, and the staging directory is always removed.
 ``undeploy`` removes the route with a new generation, waits until the old generation has drained, then
 deletes the files -- never code a live process may still import lazily.
 
+Stopping: when the server stops, its host cancels the operations still running (each undoes itself as
+above).  Until then they go on while in-flight requests drain, so a step that finishes meanwhile must not
+start an app set: the master sets ``stopping`` when a shutdown begins, and a generation forked after that
+would outlive the master (nobody is left to stop it).  So every switch first checks ``stopping`` and fails
+("the server is stopping") with nothing changed.  Async mode has no such flag and needs none: its swap is
+in-process, and a deploy that completes while it drains is simply a finished deploy.
+
 Concurrency: one operation per app at a time (a second one is refused at once, naming the one running);
 operations on different apps run side by side up to the switch, which is serialised (records read, new
 generation, records written) so no two switches can lose each other's changes.  The host (the master,
@@ -402,7 +409,16 @@ class Deployer:
         kept = set(record.releases)
         return tuple(release.release for release in before if release not in kept)
 
+    def _stopping(self) -> bool:
+        """The host has begun to stop (see "Stopping" in the module docstring)."""
+        return bool(getattr(self.host, "stopping", False))  # the master's flag; async mode has none
+
+    def _check_running(self) -> None:
+        if self._stopping():
+            raise DeployError("the server is stopping; the new app set was not started and nothing changed")
+
     async def _apply(self, apps: tuple[AppRecord, ...], must_load: frozenset[str]) -> None:
+        self._check_running()
         if not await self.host.apply_deployments(deployed_set(self.layout, apps), must_load):
             raise DeployError(
                 f"the new app set did not start: {self.host.apply_failure() or 'see the server log'}; "
@@ -417,6 +433,10 @@ class Deployer:
             store.save(apps)
         except OSError as exc:
             why = f"the deployment records could not be written ({exc})"
+            if self._stopping():  # the records on disk are the previous ones: a restart serves those
+                raise DeployError(
+                    f"{why}; the server is stopping and serves the apps from before when restarted"
+                ) from None
             if await self.host.apply_deployments(deployed_set(self.layout, previous), frozenset()):
                 raise DeployError(f"{why}; the apps that served before serve again") from None
             raise DeployError(

@@ -10,7 +10,9 @@ per request, and applies flow control both ways:
 Deadlines are plain numbers checked by the server's sweep (one timer per server, not one
 per request): IDLE (keep-alive or a fresh connection with nothing sent: close quietly),
 HEAD (the head must be complete within REQUEST_TIMEOUT of its first byte: 408), BODY
-(a body that makes no progress for REQUEST_TIMEOUT while we are reading it: 408 or close).
+(a body that makes no progress for REQUEST_TIMEOUT while we are reading it: 408 or close),
+SEND (the write buffer stays above its high-water mark, the client reading nothing, for
+SEND_TIMEOUT: the connection is aborted and the app's ``send`` fails).
 
 Behind proxies: a peer in FORWARDED_ALLOW_IPS must start with a PROXY protocol header when
 PROXY_PROTOCOL is on (read here before the HTTP driver sees a byte; a bad one closes the
@@ -51,7 +53,7 @@ if TYPE_CHECKING:
 
 server_log = logging.getLogger("qt_server")
 
-NO_DEADLINE, IDLE, HEAD, BODY, LINGER = range(5)
+NO_DEADLINE, IDLE, HEAD, BODY, LINGER, SEND = range(6)
 BODY_HIGH_WATER = 256 * 1024
 SENDFILE_FALLBACK_CHUNK = 256 * 1024
 LINGER_SECONDS = 2.0
@@ -217,9 +219,13 @@ class HTTPProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        if self.deadline_kind == NO_DEADLINE and self.upgraded is None:
+            self._set_deadline(SEND, self.server.send_timeout)
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self.deadline_kind == SEND:
+            self._set_deadline(NO_DEADLINE, 0)
         self._wake_drain()
         if self.upgraded is not None:
             self.upgraded.resume_writing()
@@ -450,8 +456,18 @@ class HTTPProtocol(asyncio.Protocol):
         kind = self.deadline_kind
         if kind == NO_DEADLINE or now < self.deadline or self.closing:
             return
-        if kind in (IDLE, LINGER) or self._proxy_header is not None:
-            self._close()
+        if kind == SEND:
+            server_log.info(
+                "Closing the connection from %s: it read nothing of the response for %.0f s",
+                _peer(self.client),
+                self.server.send_timeout,
+            )
+            self._abort()
+        elif kind in (IDLE, LINGER) or self._proxy_header is not None:
+            if self.write_paused:  # a whole response still unread: closing would wait on it forever
+                self._abort()
+            else:
+                self._close()
         elif kind == HEAD or (self.cycle is not None and self.cycle.response_state in (START, HEAD_HELD)):
             self._reject(Rejected(408, "request timed out"))
         else:
@@ -483,6 +499,13 @@ class HTTPProtocol(asyncio.Protocol):
             self.closing = True
             self.deadline_kind = NO_DEADLINE
             self.transport.close()
+
+    def _abort(self) -> None:
+        """Drop the connection and whatever waits in its write buffer (the app's send fails)."""
+        if not self.closing and self.transport is not None:
+            self.closing = True
+            self.deadline_kind = NO_DEADLINE
+            self.transport.abort()
 
     def _linger_close(self) -> None:
         """Close after the client stops sending, so unread request bytes do not turn into

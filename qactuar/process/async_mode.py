@@ -13,6 +13,7 @@ import check runs first for that reason.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -39,6 +40,7 @@ from qactuar.process.admin_backend import HostBackend
 from qactuar.process.exits import EXIT_ERROR, EXIT_NOTHING_TO_SERVE, EXIT_OK
 from qactuar.process.logforward import RingHandler
 from qactuar.process.serving import StopRequest, serve_until, start_apps
+from qactuar.process.stop_signals import StopSignals
 from qactuar.sdnotify import SystemdNotifier
 from qactuar.server import Server
 from qactuar.stats.aggregate import StatsAggregator
@@ -126,9 +128,12 @@ async def _serve(
         return EXIT_NOTHING_TO_SERVE
     stop = StopRequest()
     notifier = SystemdNotifier()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _on_stop_signal, stop, sig, notifier)
+    stop_signals = StopSignals(
+        asyncio.get_running_loop(),
+        functools.partial(_on_stop_signal, stop, notifier=notifier),
+        config.GRACEFUL_TIMEOUT,
+    )
+    stop_signals.install()
 
     def announce(server: Server) -> None:
         host.server = server
@@ -137,16 +142,19 @@ async def _serve(
             server_log.info("Listening on %s", listen_url(sock, "https" if server.ssl_context else "http"))
         notifier.ready(f"Serving {len(table.mounts)} app(s) in async mode")
 
-    await serve_until(
-        config,
-        table,
-        sockets,
-        stop,
-        ssl_context=ssl_context,
-        on_response=host.recorder.record,
-        on_serving=announce,
-    )
-    await host.table.shutdown()
+    try:
+        await serve_until(
+            config,
+            table,
+            sockets,
+            stop,
+            ssl_context=ssl_context,
+            on_response=host.recorder.record,
+            on_serving=announce,
+        )
+        await host.table.shutdown()
+    finally:
+        stop_signals.uninstall()
     notifier.close()
     server_log.info("Stopped")
     return EXIT_OK
@@ -273,7 +281,7 @@ def _unload(paths: list[str]) -> dict[str, Any]:
     return taken
 
 
-def _on_stop_signal(stop: StopRequest, sig: signal.Signals, notifier: SystemdNotifier) -> None:
+def _on_stop_signal(stop: StopRequest, sig: signal.Signals, *, notifier: SystemdNotifier) -> None:
     if not stop.is_set():
         server_log.info("Received %s: finishing in-flight requests, then stopping", sig.name)
         notifier.stopping()

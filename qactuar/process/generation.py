@@ -20,6 +20,7 @@ clashes is a failed mount saying why (one whose route APPS now uses is left out,
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import select
@@ -39,7 +40,7 @@ from qactuar.process.channel import ChannelWriter
 from qactuar.process.context import GenerationContext
 from qactuar.process.exits import EXIT_BOOT_FAILED, EXIT_ERROR, EXIT_NOTHING_TO_SERVE, describe_exit
 from qactuar.process.logforward import forward_logs
-from qactuar.process.runtime import reset_signals
+from qactuar.process.runtime import PROCESS_SIGNALS, reset_signals
 from qactuar.types import ASGIApp
 
 server_log = logging.getLogger("qt_server")
@@ -64,6 +65,9 @@ def become_generation(spec: GenerationSpec) -> None:
     code = EXIT_ERROR
     try:
         reset_signals()
+        # Blocked by the master across the fork: one sent since then takes its default action
+        # now (a generation without workers yet just ends).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, PROCESS_SIGNALS)
         keep = {0, 1, 2, spec.channel.fileno(), *(s.fileno() for s in spec.sockets)}
         _close_other_fds(keep)
         code = run_generation(spec)
@@ -116,6 +120,9 @@ def run_generation(spec: GenerationSpec) -> int:
         channel.send("gen", {"event": "failed", "reason": "every mounted app failed to load"})
         return EXIT_NOTHING_TO_SERVE
     ctx = GenerationContext(spec.number, config, table, spec.sockets, channel, ssl_context)
+    # The imported apps are long-lived: in the permanent generation the forked processes'
+    # collections never walk them, so their pages are not copied on write by the GC.
+    gc.freeze()
     if config.MODE == "postfork":
         from qactuar.process.postfork import Acceptor
 

@@ -54,6 +54,7 @@ from qactuar.process.exits import (
 from qactuar.process.generation import GenerationSpec, become_generation
 from qactuar.process.logforward import RingHandler, effective_levels
 from qactuar.process.reloader import watch_for_changes
+from qactuar.process.runtime import PROCESS_SIGNALS, fork_with_signals_blocked
 from qactuar.process.supervise import KILL_GRACE, kill_quietly
 from qactuar.sdnotify import SystemdNotifier
 from qactuar.stats.aggregate import StatsAggregator
@@ -105,7 +106,9 @@ class Master:
         self.reloading: asyncio.Lock = asyncio.Lock()
         self.restarts = 0
         self.stopping = False
-        self.background: set[asyncio.Future[None]] = set()
+        self.background: set[asyncio.Future[object]] = set()
+        self.reload_pending = False  # a HUP came in; reload_running: a reload task is working on them
+        self.reload_running = False
         # Settings changed at run time (admin `set`, `scale`): kept across reloads of the config.
         self.overrides: dict[str, Any] = {}
         self.deployed: tuple[Deployed, ...] = restore_deployments(config)
@@ -118,17 +121,9 @@ class Master:
     async def main(self, sockets: list[socket.socket]) -> int:
         self.sockets = sockets
         loop = asyncio.get_running_loop()
-        for sig in (
-            signal.SIGTERM,
-            signal.SIGINT,
-            signal.SIGQUIT,
-            signal.SIGHUP,
-            signal.SIGTTIN,
-            signal.SIGTTOU,
-            signal.SIGUSR1,
-            signal.SIGCHLD,
-        ):
-            loop.add_signal_handler(sig, self.signals.put_nowait, sig)
+        for sig in PROCESS_SIGNALS:
+            if sig != signal.SIGUSR2:  # the master has no use for it (it stops a worker lazily)
+                loop.add_signal_handler(sig, self.signals.put_nowait, sig)
         admin = AdminServer(HostBackend(self), self.config)
         await admin.start()
         own_records = RingHandler(self.logs)
@@ -233,7 +228,7 @@ class Master:
             ],
         }
 
-    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+    def in_background(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.ensure_future(work)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
@@ -262,14 +257,29 @@ class Master:
         return True
 
     def begin_shutdown(self) -> None:
+        self.stopping = True
         self.notifier.stopping()
         for sock in self.sockets:  # the serving processes hold their own copies until they drain
             sock.close()
         self.sockets = []
 
     async def handle_sighup(self) -> bool:
-        await self.reload()
+        # In the background: a TERM or QUIT that arrives while the new generation boots is
+        # handled at once (stop_all stops the booting generation too), not after the reload.
+        # HUPs during a reload ask for one more once it is done (the files may have changed since).
+        self.reload_pending = True
+        if not self.reload_running:
+            self.reload_running = True
+            self.in_background(self._reload_while_pending())
         return False
+
+    async def _reload_while_pending(self) -> None:
+        try:
+            while self.reload_pending and not self.stopping:
+                self.reload_pending = False
+                await self.reload()
+        finally:
+            self.reload_running = False
 
     async def handle_sigttin(self) -> bool:
         if self.current is not None:
@@ -298,7 +308,11 @@ class Master:
         """Fork a generation and wait until it is ready (returned) or has failed (None).
 
         It must load every route the current generation has loaded, and ``must_load`` too.
+        Never once the master is stopping: nobody would stop that generation.
         """
+        if self.stopping:
+            self.failure = "the server is stopping"
+            return None
         self.counter += 1
         master_end, generation_end = channel_pair()
         serving = self.current.apps if self.current is not None else []
@@ -312,7 +326,7 @@ class Master:
             must_load=must_load | {app["route"] for app in serving if app.get("state") == "loaded"},
             deployed=self.deployed,
         )
-        pid = os.fork()
+        pid = fork_with_signals_blocked(PROCESS_SIGNALS)  # the generation unblocks them
         if pid == 0:
             become_generation(spec)  # never returns
         generation_end.close()

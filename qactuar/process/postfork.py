@@ -28,7 +28,7 @@ import time
 from qactuar.http.protocol import HTTPProtocol
 from qactuar.process.context import GenerationContext
 from qactuar.process.exits import EXIT_NOTHING_TO_SERVE, EXIT_OK, describe_exit
-from qactuar.process.runtime import ServingRuntime
+from qactuar.process.runtime import ServingRuntime, fork_with_signals_blocked
 from qactuar.process.serving import StopRequest, start_apps
 from qactuar.process.slots import SlotState, SlotTable
 from qactuar.process.supervise import KILL_GRACE, Child, SignalQueue, check_heartbeats, kill_quietly, reap
@@ -109,12 +109,7 @@ class Acceptor:
             conn.close()
             return
         self.slots.claim(slot, 0)
-        signal.pthread_sigmask(signal.SIG_BLOCK, CHILD_STOP_SIGNALS)
-        try:
-            pid = os.fork()
-        finally:
-            if os.getpid() == self.pid:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, CHILD_STOP_SIGNALS)
+        pid = fork_with_signals_blocked(CHILD_STOP_SIGNALS)  # unblocked once the child handles them
         if pid == 0:
             code = 1
             try:

@@ -30,11 +30,13 @@ from dataclasses import dataclass, field
 from qactuar.process.channel import read_messages
 from qactuar.process.context import GenerationContext
 from qactuar.process.exits import EXIT_BOOT_FAILED, EXIT_OK, describe_exit
-from qactuar.process.runtime import ServingRuntime
+from qactuar.process.runtime import ServingRuntime, fork_with_signals_blocked
 from qactuar.process.serving import StopRequest, serve_until, start_apps
 from qactuar.process.slots import SlotState, SlotTable
 from qactuar.process.supervise import KILL_GRACE, Child, SignalQueue, check_heartbeats, kill_quietly, reap
 
+# What stops a worker: blocked across its fork until it has reset the handlers it inherited.
+WORKER_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR2}
 server_log = logging.getLogger("qt_server")
 
 MAX_WORKERS = 256
@@ -194,7 +196,7 @@ class WorkerPool:
         max_requests = self.config.MAX_REQUESTS + (random.randint(0, jitter) if jitter else 0)
         # Claimed before the fork: a fast child may mark itself READY before the parent runs again.
         self.slots.claim(slot, 0)
-        pid = os.fork()
+        pid = fork_with_signals_blocked(WORKER_STOP_SIGNALS)  # the worker unblocks them (run_worker)
         if pid == 0:
             code = 1
             try:
@@ -240,6 +242,9 @@ def run_worker(pool: WorkerPool, slot: int, max_requests: int) -> int:
         pool.config, pool.channel, pool.slots, slot, role="worker", generation=pool.generation
     )
     loop = runtime.after_fork()
+    # Blocked across the fork; from here until the loop handles them (after lifespan startup) they
+    # take their default action: a worker stopped while it starts just ends.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_STOP_SIGNALS)
     try:
         return loop.run_until_complete(_serve(pool, runtime, max_requests))
     finally:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import logging
+import os
 import random
 import signal
 import time
+from collections.abc import Iterable
 
 from qactuar.config import Config
 from qactuar.loops import new_event_loop
@@ -45,6 +47,21 @@ def reset_signals() -> None:
     signal.set_wakeup_fd(-1)
     for sig in PROCESS_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
+
+
+def fork_with_signals_blocked(signals: Iterable[int]) -> int:
+    """``os.fork()`` with ``signals`` blocked across it; the parent's mask is restored at once.
+
+    A signal sent to a just-forked child before it has replaced the handlers it inherited would
+    run the parent's handler there (queued in the child's copy of the parent's queue: lost, and a
+    SIGTERM lost that way leaves a process behind).  Blocked, it waits until the child unblocks
+    it (``signal.pthread_sigmask(signal.SIG_UNBLOCK, ...)``) once its own handling is in place.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    pid = os.fork()
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return pid
 
 
 class ServingRuntime:
