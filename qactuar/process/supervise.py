@@ -57,6 +57,11 @@ class SignalQueue:
         return also is not None and also in readable
 
     def drain(self) -> list[int]:
+        """The signals received so far; also empties the wakeup socket, which a ``select()`` on this
+        queue watches (left full, it would make every later ``select()`` return at once)."""
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while self._reader.recv(4096):
+                pass
         signals = []
         while self._queue:
             signals.append(self._queue.popleft())
