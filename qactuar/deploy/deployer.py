@@ -23,8 +23,8 @@ Stopping: when the server stops, its host cancels the operations still running (
 above).  Until then they go on while in-flight requests drain, so a step that finishes meanwhile must not
 start an app set: the master sets ``stopping`` when a shutdown begins, and a generation forked after that
 would outlive the master (nobody is left to stop it).  So every switch first checks ``stopping`` and fails
-("the server is stopping") with nothing changed.  Async mode has no such flag and needs none: its swap is
-in-process, and a deploy that completes while it drains is simply a finished deploy.
+("the server is stopping") with nothing changed.  Async mode's flag stays false: its swap is in-process,
+and a deploy that completes while it drains is simply a finished deploy.
 
 Concurrency: one operation per app at a time (a second one is refused at once, naming the one running);
 operations on different apps run side by side up to the switch, which is serialised (records read, new
@@ -82,6 +82,7 @@ class DeployHost(Protocol):
     """What the pipeline needs from the process that serves: the master, or the async-mode process."""
 
     config: Config
+    stopping: bool  # a shutdown has begun: no new app set may start (see "Stopping" above)
 
     def app_rows(self) -> list[dict[str, Any]]: ...
 
@@ -409,12 +410,8 @@ class Deployer:
         kept = set(record.releases)
         return tuple(release.release for release in before if release not in kept)
 
-    def _stopping(self) -> bool:
-        """The host has begun to stop (see "Stopping" in the module docstring)."""
-        return bool(getattr(self.host, "stopping", False))  # the master's flag; async mode has none
-
     def _check_running(self) -> None:
-        if self._stopping():
+        if self.host.stopping:
             raise DeployError("the server is stopping; the new app set was not started and nothing changed")
 
     async def _apply(self, apps: tuple[AppRecord, ...], must_load: frozenset[str]) -> None:
@@ -433,7 +430,7 @@ class Deployer:
             store.save(apps)
         except OSError as exc:
             why = f"the deployment records could not be written ({exc})"
-            if self._stopping():  # the records on disk are the previous ones: a restart serves those
+            if self.host.stopping:  # the records on disk are the previous ones: a restart serves those
                 raise DeployError(
                     f"{why}; the server is stopping and serves the apps from before when restarted"
                 ) from None

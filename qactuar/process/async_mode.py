@@ -170,6 +170,7 @@ class AsyncHost:
         self.table = table
         self.deployed = deployed
         self.deployer = Deployer(self)
+        self.stopping = False  # its swap is in-process: nothing is left behind by a late one
         self.failure = ""
         self.sockets = sockets
         self.started_at = time.time()

@@ -22,6 +22,7 @@ class StandInHost:
         self.config = Config(APP_DIR=str(apps), DEPLOY_ALLOWED_SCHEMES=["file"], **settings)
         self.deployed: tuple[Deployed, ...] = ()
         self.fail = ""
+        self.stopping = False
         self.switches: list[tuple[str, ...]] = []
 
     def app_rows(self) -> list[dict[str, Any]]:
