@@ -12,6 +12,7 @@ cumulative, so a dropped one loses nothing; the next supersedes it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import socket
@@ -69,13 +70,14 @@ def _shrink(message: dict[str, Any]) -> bytes:
     return data[:MAX_MESSAGE] if len(data) > MAX_MESSAGE else data
 
 
-def read_messages(sock: socket.socket, flags: int = 0) -> list[dict[str, Any]]:
-    """Everything waiting on a channel end, decoded; undecodable datagrams are skipped.
+def read_messages(sock: socket.socket, flags: int = 0, limit: int = 0) -> list[dict[str, Any]]:
+    """What waits on a channel end (at most ``limit`` datagrams; 0: all), decoded; undecodable
+    datagrams are skipped.
 
     The master's end is non-blocking; the generation passes MSG_DONTWAIT for its own.
     """
     messages: list[dict[str, Any]] = []
-    while True:
+    for _ in itertools.repeat(None, limit) if limit else itertools.repeat(None):
         try:
             data = sock.recv(MAX_MESSAGE + 1, flags)
         except (BlockingIOError, InterruptedError):
@@ -89,3 +91,4 @@ def read_messages(sock: socket.socket, flags: int = 0) -> list[dict[str, Any]]:
             continue
         if isinstance(message, dict):
             messages.append(message)
+    return messages

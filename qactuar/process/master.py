@@ -62,6 +62,7 @@ from qactuar.stats.logring import LogRing, dict_to_record
 from qactuar.stats.models import ProcessInfo
 from qactuar.types import ASGIApp
 
+CHANNEL_BATCH = 64  # datagrams from serving processes handled per turn of the event loop
 server_log = logging.getLogger("qt_server")
 
 GENERATION_BOOT_SLACK = 30.0  # beyond lifespan startup, for imports and forking
@@ -351,8 +352,13 @@ class Master:
         await self.wait_exit(generation, KILL_GRACE)
         return None
 
-    def on_channel(self, generation: Generation) -> None:
-        for message in read_messages(generation.channel):
+    def on_channel(self, generation: Generation, limit: int = CHANNEL_BATCH) -> None:
+        """Handle what a generation's processes sent: at most ``limit`` datagrams a call (0: all).
+
+        The loop calls this again while more wait; the bound lets the admin socket and signals have
+        their turn when many serving processes (post-fork under load) send faster than this reads.
+        """
+        for message in read_messages(generation.channel, limit=limit):
             kind = message.get("k")
             if kind == "stats":
                 try:
@@ -396,7 +402,7 @@ class Master:
                 pid, status = generation.pid, 0
             if pid == 0:
                 continue
-            self.on_channel(generation)  # last words
+            self.on_channel(generation, limit=0)  # last words
             self.forget(generation)
             generation.settle(False, f"generation process ended ({describe_exit(status)})")
             was_current = generation is self.current
@@ -527,7 +533,7 @@ class Master:
             kill_quietly(generation.pid, signal.SIGKILL)
             while not _waitpid_nohang(generation.pid)[0]:
                 await asyncio.sleep(0.02)
-        self.on_channel(generation)
+        self.on_channel(generation, limit=0)
         self.forget(generation)
         generation.state = "exited"
 
