@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import socket
 import threading
@@ -146,7 +147,7 @@ def test_scope(server: ServerProcess) -> None:
     assert scope["client"][0] == "127.0.0.1"
     assert scope["server"] == ["127.0.0.1", server.port]
     assert "websocket.http.response" in scope["extensions"]
-    assert len(scope["state"]["request_id"]) == 36
+    assert re.fullmatch(r"[0-9a-f]{16}-[0-9a-f]+", scope["state"]["request_id"])
     assert "method" not in scope
 
 
