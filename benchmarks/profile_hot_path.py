@@ -29,6 +29,7 @@ from qactuar.apps.router import Mount
 from qactuar.apps.table import AppTable
 from qactuar.config import Config
 from qactuar.http.protocol import HTTPProtocol
+from qactuar.logs import BufferedStreamHandler, CachedTimeFormatter
 from qactuar.server import Server
 from qactuar.types import Receive, Scope, Send
 
@@ -123,8 +124,9 @@ def main() -> None:
     parser.add_argument("--access-log", action="store_true", help="access lines to a string buffer")
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile listing")
     args = parser.parse_args()
-    if args.access_log:
-        handler = logging.StreamHandler(io.StringIO())
+    if args.access_log:  # the default access handler and format, into a string buffer
+        handler = BufferedStreamHandler(io.StringIO())
+        handler.setFormatter(CachedTimeFormatter("{asctime} ACCESS {message}", style="{"))
         logging.getLogger("qt_access").addHandler(handler)
         logging.getLogger("qt_access").setLevel(logging.INFO)
     profiler = cProfile.Profile() if args.profile else None

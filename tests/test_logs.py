@@ -38,7 +38,11 @@ def test_default_config_keeps_the_seed_setup() -> None:
     assert logs["version"] == 1
     assert logs["disable_existing_loggers"] is False
     assert logs["formatters"]["standard"] == {"format": "{asctime} {levelname} {message}", "style": "{"}
-    assert logs["formatters"]["access"] == {"format": "{asctime} ACCESS {message}", "style": "{"}
+    assert logs["formatters"]["access"] == {
+        "format": "{asctime} ACCESS {message}",
+        "style": "{",
+        "class": "qactuar.logs.CachedTimeFormatter",
+    }
     handlers = logs["handlers"]
     assert (handlers["console"]["level"], handlers["console"]["stream"]) == ("DEBUG", "ext://sys.stdout")
     assert (handlers["access"]["level"], handlers["access"]["stream"]) == ("INFO", "ext://sys.stdout")

@@ -54,10 +54,12 @@ def _truncate(text: str) -> str:
 
 def record_to_dict(record: logging.LogRecord) -> LogDict:
     """A JSON-able copy of a record with its message formatted and its traceback, if any, as text."""
-    try:
-        message = record.getMessage()
-    except Exception:  # a mismatched format string must not lose the record
-        message = f"{record.msg!r} % {record.args!r}"
+    message = getattr(record, "message", None)  # set when a Formatter has formatted it already
+    if message is None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a mismatched format string must not lose the record
+            message = f"{record.msg!r} % {record.args!r}"
     data: LogDict = {
         "time": record.created,
         "level": record.levelname,
