@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import re
 
-_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+from qactuar.http.errors import TOKEN, RequestError
+
 _QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
 _CHUNK_LINE = re.compile(
     rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*"
-    + _TOKEN
+    + TOKEN
     + rb"(?:[ \t]*=[ \t]*(?:"
-    + _TOKEN
+    + TOKEN
     + rb"|"
     + _QUOTED
     + rb"))?)*)\r\n"
 )
 _TRAILER_FIELD = re.compile(
     rb"("
-    + _TOKEN
+    + TOKEN
     + rb"):[ \t]*(?:[\x21-\x7e\x80-\xff](?:[ \t\x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?[ \t]*"
 )
 # RFC 9110 6.5.1: fields a sender must not put in trailers (framing, routing, controls).
@@ -48,13 +49,6 @@ FORBIDDEN_TRAILERS = frozenset(
 )
 MAX_CHUNK_SIZE = 2**63 - 1
 MAX_CHUNK_LINE = 4096  # the size line with its extensions
-
-
-class BodyError(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 SIZE, DATA, DATA_END, TRAILER, DONE = range(5)
@@ -97,10 +91,10 @@ class ChunkedReader:
         if state == DATA_END:
             if len(buf) < 2:
                 if buf[:1] not in (b"", b"\r"):
-                    raise BodyError(400, "chunk data not followed by CRLF")
+                    raise RequestError(400, "chunk data not followed by CRLF")
                 return None, 0
             if buf[:2] != b"\r\n":
-                raise BodyError(400, "chunk data not followed by CRLF")
+                raise RequestError(400, "chunk data not followed by CRLF")
             self._state = SIZE
             return b"", 2
         return self._read_trailer(buf)
@@ -110,21 +104,21 @@ class ChunkedReader:
         if match is None:
             newline = buf.find(b"\n", 0, MAX_CHUNK_LINE + 2)
             if newline != -1:
-                raise BodyError(400, "invalid chunk size line")
+                raise RequestError(400, "invalid chunk size line")
             if len(buf) > MAX_CHUNK_LINE:
-                raise BodyError(400, "chunk size line too long")
+                raise RequestError(400, "chunk size line too long")
             if buf and not _could_be_size_line(buf):
-                raise BodyError(400, "invalid chunk size line")
+                raise RequestError(400, "invalid chunk size line")
             return None, 0
         used = match.end()
         if used > MAX_CHUNK_LINE + 2:
-            raise BodyError(400, "chunk size line too long")
+            raise RequestError(400, "chunk size line too long")
         size = int(match.group(1), 16)
         if size > MAX_CHUNK_SIZE:
-            raise BodyError(400, "chunk size too large")
+            raise RequestError(400, "chunk size too large")
         self.received += size
         if self.max_body and self.received > self.max_body:
-            raise BodyError(413, "request body larger than the limit")
+            raise RequestError(413, "request body larger than the limit")
         if size:
             self._state = DATA
             self._remaining = size
@@ -136,24 +130,24 @@ class ChunkedReader:
         newline = buf.find(b"\n")
         if newline == -1:
             if self._trailer_bytes + len(buf) > self.max_trailer:
-                raise BodyError(431, "trailer section too large")
+                raise RequestError(431, "trailer section too large")
             return None, 0
         self._trailer_bytes += newline + 1
         if self._trailer_bytes > self.max_trailer:
-            raise BodyError(431, "trailer section too large")
+            raise RequestError(431, "trailer section too large")
         if newline == 0 or buf[newline - 1] != 0x0D:
-            raise BodyError(400, "bare LF line terminator in the trailer section")
+            raise RequestError(400, "bare LF line terminator in the trailer section")
         line = buf[: newline - 1]
         if not line:
             self._state = DONE
             return b"", newline + 1
         if line[:1] in (b" ", b"\t"):
-            raise BodyError(400, "obsolete line folding in the trailer section")
+            raise RequestError(400, "obsolete line folding in the trailer section")
         field = _TRAILER_FIELD.fullmatch(line)
         if field is None:
-            raise BodyError(400, "invalid trailer field")
+            raise RequestError(400, "invalid trailer field")
         if field.group(1).lower() in FORBIDDEN_TRAILERS:
-            raise BodyError(400, "a trailer field that frames or routes the message")
+            raise RequestError(400, "a trailer field that frames or routes the message")
         return b"", newline + 1
 
 

@@ -34,9 +34,10 @@ from http import HTTPStatus
 
 import h11
 
-from qactuar.http.body import BodyError, ChunkedReader
-from qactuar.http.heads import HeadError, Headers, HeadParser, parse_head_h11
-from qactuar.http.target import Target, TargetError, parse_target
+from qactuar.http.body import ChunkedReader
+from qactuar.http.errors import TOKEN, RequestError
+from qactuar.http.heads import Headers, HeadParser, parse_head_h11
+from qactuar.http.target import Target, parse_target
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +98,8 @@ Event = RequestHead | BodyData | BodyEnd | NeedData | Paused | PeerClosed | Reje
 
 
 class FileRange:
-    """Body bytes the caller sends itself (``os.sendfile``): h11 counts them by ``len()`` and
-    hands the object back in place of the data (h11's documented sendfile pass-through)."""
+    """Body bytes the caller sends itself (``os.sendfile``): ``send_file`` frames them by their
+    count and hands the object back where their bytes go."""
 
     __slots__ = ("count",)
 
@@ -247,7 +248,7 @@ class HTTPDriver:
             return self._reject(400, "control character in the request head")
         try:
             parsed = self._parse_head(head)
-        except HeadError as exc:
+        except RequestError as exc:
             return self._reject(exc.status, exc.reason)
         headers = parsed.headers
         if len(headers) > limits.max_headers:
@@ -299,7 +300,7 @@ class HTTPDriver:
             return self._reject(400, "invalid Host header")
         try:
             target = parse_target(method, parsed.target)
-        except TargetError as exc:
+        except RequestError as exc:
             return self._reject(exc.status, exc.reason)
         if limits.max_body_bytes and content_length > limits.max_body_bytes:
             return self._reject(413, "request body larger than the limit")
@@ -352,7 +353,7 @@ class HTTPDriver:
         while True:
             try:
                 data, used = reader.read(self._buf)
-            except BodyError as exc:
+            except RequestError as exc:
                 return self._reject(exc.status, exc.reason)
             if data is None:
                 if self._eof:
@@ -369,13 +370,11 @@ class HTTPDriver:
 
     # -- output --------------------------------------------------------------------------
     #
-    # h11 parses requests; responses are written here.  Serialising a response through h11
-    # costs about as much as parsing the request (each head is validated twice and walks
-    # the state machine), so the driver frames responses itself by the same rules
-    # (RFC 9112 6): no body for HEAD, 204 and 304; Content-Length when the app gives one
-    # (more or fewer bytes than declared is an error); otherwise chunked for HTTP/1.1 and
-    # close-delimited for HTTP/1.0.  Each request gets a fresh h11 connection for its head
-    # (``next_cycle``), so h11 never needs to see the response.
+    # The driver frames responses itself (serialising through h11 cost as much as parsing
+    # the request), by RFC 9112 6: no body for HEAD, 204 and 304; Content-Length when the app
+    # gives one (more or fewer bytes than declared is an error); otherwise chunked for
+    # HTTP/1.1 and close-delimited for HTTP/1.0.  Errors are h11.LocalProtocolError, as the
+    # callers expect.
 
     def send_continue(self) -> bytes:
         self._continue_pending = False
@@ -535,7 +534,7 @@ def _head_end(buf: bytes) -> int:
 
 
 _NO_BODY, _LENGTH, _CHUNKED, _UNTIL_CLOSE = (object() for _ in range(4))
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_TOKEN = re.compile(TOKEN)
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import h11
 
+from qactuar.http.errors import TOKEN, RequestError
+
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -36,19 +38,10 @@ class ParsedHead:
     headers: Headers  # names lower-cased, values without surrounding whitespace, order kept
 
 
-class HeadError(Exception):
-    """The head cannot be served: answer ``status`` and close."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
 HeadParser = Callable[[bytes], ParsedHead]
 
 
-def transfer_coding_error(head: bytes) -> HeadError:
+def transfer_coding_error(head: bytes) -> RequestError:
     """Classify an unacceptable set of Transfer-Encoding lines in a raw head (RFC 9112 6.1)."""
     codings: list[bytes] = []
     for line in head.split(b"\r\n")[1:]:
@@ -56,8 +49,8 @@ def transfer_coding_error(head: bytes) -> HeadError:
         if sep and name.strip().lower() == b"transfer-encoding":
             codings.extend(c.strip(b" \t").lower() for c in value.split(b","))
     if codings and (codings[-1] != b"chunked" or codings.count(b"chunked") > 1):
-        return HeadError(400, "chunked must be the final transfer coding, applied once")
-    return HeadError(501, "unsupported transfer coding")
+        return RequestError(400, "chunked must be the final transfer coding, applied once")
+    return RequestError(501, "unsupported transfer coding")
 
 
 def parse_head_h11(head: bytes) -> ParsedHead:
@@ -69,9 +62,9 @@ def parse_head_h11(head: bytes) -> ParsedHead:
     except h11.RemoteProtocolError as exc:
         if str(exc) in _H11_CODING_ERRORS:
             raise transfer_coding_error(head) from None
-        raise HeadError(exc.error_status_hint, str(exc)) from None
+        raise RequestError(exc.error_status_hint, str(exc)) from None
     if type(event) is not h11.Request:  # a complete head always gives a Request
-        raise HeadError(400, "malformed request head")
+        raise RequestError(400, "malformed request head")
     return ParsedHead(event.method, event.target, event.http_version, list(event.headers))
 
 
@@ -124,7 +117,7 @@ def parse_head_httptools(head: bytes) -> ParsedHead:
 
 _VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
 # h11's request-line grammar (h11/_abnf.py): method SP target SP HTTP-version CRLF.
-_H11_REQUEST_LINE = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]\r\n")
+_H11_REQUEST_LINE = re.compile(TOKEN + rb" [\x21-\x7e]+ HTTP/[0-9]\.[0-9]\r\n")
 _CONTENT_LENGTH = re.compile(rb"[0-9]+")
 _CONTENT_LENGTH_MAX_DIGITS = 20  # as h11
 
@@ -139,9 +132,9 @@ def _check_fields(parsed: ParsedHead, head: bytes) -> None:
             lengths = {length.strip() for length in value.split(b",")}
             length = lengths.pop()
             if lengths:
-                raise HeadError(400, "conflicting Content-Length headers")
+                raise RequestError(400, "conflicting Content-Length headers")
             if not _CONTENT_LENGTH.fullmatch(length) or len(length) > _CONTENT_LENGTH_MAX_DIGITS:
-                raise HeadError(400, "bad Content-Length")
+                raise RequestError(400, "bad Content-Length")
         elif name == b"transfer-encoding":
             coding = value.lower()  # h11 reports the coding lower-cased
             headers[index] = (name, coding)
@@ -151,9 +144,9 @@ def _check_fields(parsed: ParsedHead, head: bytes) -> None:
     if codings and codings != [b"chunked"]:
         raise transfer_coding_error(head)
     if hosts > 1:
-        raise HeadError(400, "Found multiple Host: headers")
+        raise RequestError(400, "Found multiple Host: headers")
     if not hosts and parsed.http_version == b"1.1":
-        raise HeadError(400, "Missing mandatory Host header")
+        raise RequestError(400, "Missing mandatory Host header")
 
 
 def head_parser(name: str) -> HeadParser:

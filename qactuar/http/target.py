@@ -12,14 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-
-class TargetError(Exception):
-    """The request-target is not valid for the method; carries the status to answer."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+from qactuar.http.errors import RequestError
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +37,16 @@ def decode_path(raw_path: bytes) -> str:
 
 def parse_target(method: bytes, target: bytes) -> Target:
     if method == b"CONNECT":
-        raise TargetError(501, "CONNECT is not implemented")
+        raise RequestError(501, "CONNECT is not implemented")
     if target[:1] == b"/":
         raw_path, query = _split_query(target)
         # A fragment is never sent by a client (RFC 9110 4.2.5); '#' in a target is malformed.
         if b"#" in target:
-            raise TargetError(400, "fragment in request-target")
+            raise RequestError(400, "fragment in request-target")
         return Target(decode_path(raw_path), raw_path, query, None)
     if target == b"*":
         if method != b"OPTIONS":
-            raise TargetError(400, "asterisk-form is only allowed with OPTIONS")
+            raise RequestError(400, "asterisk-form is only allowed with OPTIONS")
         return Target("*", b"*", b"", None)
     lowered = target[:8].lower()
     if lowered.startswith(b"http://") or lowered.startswith(b"https://"):
@@ -65,10 +58,10 @@ def parse_target(method: bytes, target: bytes) -> Target:
                 slash = pos
         authority = rest[:slash]
         if not authority or b"@" in authority or b"#" in rest:
-            raise TargetError(400, "invalid absolute-form request-target")
+            raise RequestError(400, "invalid absolute-form request-target")
         remainder = rest[slash:]
         if remainder[:1] == b"?":
             remainder = b"/" + remainder
         raw_path, query = _split_query(remainder or b"/")
         return Target(decode_path(raw_path), raw_path, query, authority)
-    raise TargetError(400, "invalid request-target")
+    raise RequestError(400, "invalid request-target")

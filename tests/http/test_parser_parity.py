@@ -29,7 +29,8 @@ from qactuar.http.driver import (
     Rejected,
     RequestHead,
 )
-from qactuar.http.heads import HeadError, parse_head_h11, parse_head_httptools
+from qactuar.http.errors import RequestError
+from qactuar.http.heads import parse_head_h11, parse_head_httptools
 
 EXAMPLES = int(os.environ.get("QACTUAR_FUZZ_EXAMPLES", "600"))
 LIMITS = Limits(max_request_line=200, max_header_bytes=600, max_headers=12, max_body_bytes=5000)
@@ -255,7 +256,7 @@ def test_both_parsers_give_the_same_events_for_every_corpus_case(case: CorpusCas
 def head_outcome(parse: object, head: bytes) -> object:
     try:
         parsed = parse(head)  # type: ignore[operator]
-    except HeadError as exc:
+    except RequestError as exc:
         return exc.status
     return (parsed.method, parsed.target, parsed.http_version, parsed.headers)
 
