@@ -43,33 +43,39 @@ class RecordDefaults(logging.Filter):
         return True
 
 
-class BufferedStreamHandler(logging.StreamHandler[TextIO]):
-    """A stream handler that writes its lines in batches: the default handler of the access log.
+class BatchingHandler(logging.Handler):
+    """A handler that hands records on in batches instead of one system call per record.
 
-    A plain StreamHandler writes and flushes once per record, a system call per request. This one
-    keeps lines until ``MAX_LINES`` wait, the oldest has waited ``MAX_DELAY`` seconds, a record of
-    WARNING or above arrives, or ``flush_all()`` runs (the server's deadline sweep calls it, so a
-    quiet server's last line is at most about a second late; ``logging.shutdown()`` flushes at exit).
+    It keeps what ``batch_item`` makes of each record and passes the list to ``send_batch`` once
+    ``MAX_BATCH`` wait, the oldest has waited ``MAX_DELAY`` seconds, a record of WARNING or above
+    arrives, or ``flush()`` runs; ``flush_all()`` flushes every live handler of the class it is
+    called on (a periodic timer calls it, so the last records of a quiet moment are not held).
     """
 
-    MAX_LINES = 256
+    MAX_BATCH = 256
     MAX_DELAY = 0.1
-    _instances: ClassVar[weakref.WeakSet[BufferedStreamHandler]] = weakref.WeakSet()
+    _instances: ClassVar[weakref.WeakSet[BatchingHandler]] = weakref.WeakSet()
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        super().__init__(stream)
-        self._lines: list[str] = []
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batch: list[Any] = []
         self._first_at = 0.0
-        BufferedStreamHandler._instances.add(self)
+        BatchingHandler._instances.add(self)
+
+    def batch_item(self, record: logging.LogRecord) -> Any:
+        raise NotImplementedError
+
+    def send_batch(self, batch: list[Any]) -> None:
+        raise NotImplementedError
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            lines = self._lines
-            if not lines:
+            batch = self._batch
+            if not batch:
                 self._first_at = time.monotonic()
-            lines.append(self.format(record) + self.terminator)
+            batch.append(self.batch_item(record))
             if (
-                len(lines) >= self.MAX_LINES
+                len(batch) >= self.MAX_BATCH
                 or record.levelno >= logging.WARNING
                 or time.monotonic() - self._first_at > self.MAX_DELAY
             ):
@@ -79,16 +85,34 @@ class BufferedStreamHandler(logging.StreamHandler[TextIO]):
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__
-            if self._lines:
-                text = "".join(self._lines)
-                self._lines.clear()
-                self.stream.write(text)
+            if self._batch:
+                batch, self._batch = self._batch, []
+                self.send_batch(batch)
             super().flush()
 
     @classmethod
     def flush_all(cls) -> None:
-        for handler in list(cls._instances):
-            handler.flush()
+        for handler in list(BatchingHandler._instances):
+            if isinstance(handler, cls):
+                handler.flush()
+
+
+class BufferedStreamHandler(BatchingHandler, logging.StreamHandler[TextIO]):
+    """The default handler of the access log: a StreamHandler that writes its lines in batches.
+
+    A plain StreamHandler writes and flushes once per record, a system call per request. The
+    server's deadline sweep calls ``flush_all()``, so a quiet server's last line is at most about
+    a second late; ``logging.shutdown()`` flushes at exit.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+
+    def batch_item(self, record: logging.LogRecord) -> str:
+        return self.format(record) + self.terminator
+
+    def send_batch(self, batch: list[str]) -> None:
+        self.stream.write("".join(batch))
 
 
 class CachedTimeFormatter(logging.Formatter):

@@ -12,7 +12,6 @@ cumulative, so a dropped one loses nothing; the next supersedes it.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import socket
@@ -77,7 +76,9 @@ def read_messages(sock: socket.socket, flags: int = 0, limit: int = 0) -> list[d
     The master's end is non-blocking; the generation passes MSG_DONTWAIT for its own.
     """
     messages: list[dict[str, Any]] = []
-    for _ in itertools.repeat(None, limit) if limit else itertools.repeat(None):
+    received = 0
+    while not limit or received < limit:
+        received += 1
         try:
             data = sock.recv(MAX_MESSAGE + 1, flags)
         except (BlockingIOError, InterruptedError):

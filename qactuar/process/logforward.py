@@ -9,51 +9,28 @@ records into datagrams on the generation channel.  App loggers are left alone.
 from __future__ import annotations
 
 import logging
-import time
-import weakref
-from typing import Any, ClassVar
+from typing import Any
 
-from qactuar.logs import SERVER_LOGGERS
+from qactuar.logs import SERVER_LOGGERS, BatchingHandler
 from qactuar.process.channel import ChannelWriter
 from qactuar.stats.logring import FORWARDED, LogRing, record_to_dict
 
-BATCH = 64
-MAX_DELAY = 0.05
 
+class ForwardHandler(BatchingHandler):
+    """Batches records into datagrams on the generation channel (for the master to emit)."""
 
-class ForwardHandler(logging.Handler):
-    _instances: ClassVar[weakref.WeakSet[ForwardHandler]] = weakref.WeakSet()
+    MAX_BATCH = 64
+    MAX_DELAY = 0.05
 
     def __init__(self, channel: ChannelWriter) -> None:
         super().__init__(logging.DEBUG)
         self.channel = channel
-        self.buffer: list[dict[str, Any]] = []
-        self.first_buffered = 0.0
-        ForwardHandler._instances.add(self)
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            if not self.buffer:
-                self.first_buffered = time.monotonic()
-            self.buffer.append(record_to_dict(record))
-            if (
-                len(self.buffer) >= BATCH
-                or record.levelno >= logging.WARNING
-                or time.monotonic() - self.first_buffered > MAX_DELAY
-            ):
-                self.flush()
-        except Exception:
-            self.handleError(record)
+    def batch_item(self, record: logging.LogRecord) -> dict[str, Any]:
+        return record_to_dict(record)
 
-    def flush(self) -> None:
-        if self.buffer:
-            records, self.buffer = self.buffer, []
-            self.channel.send("logs", {"records": records})
-
-    @classmethod
-    def flush_all(cls) -> None:
-        for handler in list(cls._instances):
-            handler.flush()
+    def send_batch(self, batch: list[dict[str, Any]]) -> None:
+        self.channel.send("logs", {"records": batch})
 
 
 class RingHandler(logging.Handler):
