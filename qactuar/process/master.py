@@ -515,7 +515,7 @@ class Master:
             current.channel.send(b'{"k":"scale","workers":%d}' % workers)
 
     async def stop_all(self, sig: int, timeout: float) -> None:
-        self.stopping = True
+        """Signal every generation and wait for each (begin_shutdown has set ``stopping``)."""
         for generation in self.generations.values():
             kill_quietly(generation.pid, sig)
         for generation in list(self.generations.values()):
